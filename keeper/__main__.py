@@ -1,0 +1,3 @@
+from keeper.service.cli import main
+
+main()

@@ -1,0 +1,162 @@
+"""Builders for the four maintenance instructions, in the style of anchorpy's clients.
+
+Accounts are written in program order, so each list reads against the IDL line by line.
+Instruction data is the anchor sighash from anchorpy's coder (none take arguments).
+``allowed`` is the signing allow-list: only these four and compute-budget instructions,
+only for the configured program id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.instruction import AccountMeta, Instruction
+from solders.pubkey import Pubkey
+
+from keeper.program.anchor import instruction_data
+from keeper.program.ids import COMPUTE_BUDGET_PROGRAM, MAINNET, SYSTEM_PROGRAM
+
+
+class MaintenanceInstruction(StrEnum):
+    """The four instructions a keeper may send, by their IDL names."""
+
+    CLEAN = "clean"
+    CLEAN_ADMIN = "cleanAdmin"
+    QUIT_ADMIN = "quitAdmin"
+    CLAIM = "claim"
+
+    @property
+    def snake_name(self) -> str:
+        return {"cleanAdmin": "clean_admin", "quitAdmin": "quit_admin"}.get(self.value, self.value)
+
+
+@cache
+def discriminator(kind: MaintenanceInstruction) -> bytes:
+    return instruction_data(kind.snake_name)
+
+
+@dataclass(frozen=True, slots=True)
+class CleanAccounts:
+    job: Pubkey
+    market: Pubkey
+    payer: Pubkey
+
+
+@dataclass(frozen=True, slots=True)
+class CleanAdminAccounts:
+    job: Pubkey
+    payer: Pubkey
+    authority: Pubkey
+
+
+@dataclass(frozen=True, slots=True)
+class QuitAdminAccounts:
+    run: Pubkey
+    payer: Pubkey
+    authority: Pubkey
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAccounts:
+    job: Pubkey
+    run: Pubkey
+    market: Pubkey
+    stake: Pubkey
+    nft: Pubkey
+    metadata: Pubkey
+    payer: Pubkey
+    authority: Pubkey
+
+
+def _writable(key: Pubkey, *, signer: bool = False) -> AccountMeta:
+    return AccountMeta(key, is_signer=signer, is_writable=True)
+
+
+def _readonly(key: Pubkey, *, signer: bool = False) -> AccountMeta:
+    return AccountMeta(key, is_signer=signer, is_writable=False)
+
+
+def clean(accounts: CleanAccounts, *, program_id: Pubkey = MAINNET.jobs_program) -> Instruction:
+    metas = [
+        _writable(accounts.job),
+        _readonly(accounts.market),
+        _writable(accounts.payer),
+    ]
+    return Instruction(program_id, discriminator(MaintenanceInstruction.CLEAN), metas)
+
+
+def clean_admin(
+    accounts: CleanAdminAccounts, *, program_id: Pubkey = MAINNET.jobs_program
+) -> Instruction:
+    metas = [
+        _writable(accounts.job),
+        _writable(accounts.payer),
+        _readonly(accounts.authority, signer=True),
+    ]
+    return Instruction(program_id, discriminator(MaintenanceInstruction.CLEAN_ADMIN), metas)
+
+
+def quit_admin(
+    accounts: QuitAdminAccounts, *, program_id: Pubkey = MAINNET.jobs_program
+) -> Instruction:
+    metas = [
+        _writable(accounts.run),
+        _writable(accounts.payer),
+        _readonly(accounts.authority, signer=True),
+    ]
+    return Instruction(program_id, discriminator(MaintenanceInstruction.QUIT_ADMIN), metas)
+
+
+def claim(accounts: ClaimAccounts, *, program_id: Pubkey = MAINNET.jobs_program) -> Instruction:
+    metas = [
+        _writable(accounts.job),
+        _writable(accounts.run, signer=True),
+        _readonly(accounts.market),
+        _readonly(accounts.stake),
+        _readonly(accounts.nft),
+        _readonly(accounts.metadata),
+        _writable(accounts.payer, signer=True),
+        _readonly(accounts.authority, signer=True),
+        _readonly(SYSTEM_PROGRAM),
+    ]
+    return Instruction(program_id, discriminator(MaintenanceInstruction.CLAIM), metas)
+
+
+def compute_unit_limit(units: int) -> Instruction:
+    return set_compute_unit_limit(units)
+
+
+def compute_unit_price(micro_lamports: int) -> Instruction:
+    return set_compute_unit_price(micro_lamports)
+
+
+def maintenance_kind(ix: Instruction, program_id: Pubkey) -> MaintenanceInstruction | None:
+    """Which maintenance instruction ``ix`` is, or None if it is none of the four."""
+    if ix.program_id != program_id:
+        return None
+    for kind in MaintenanceInstruction:
+        if bytes(ix.data) == discriminator(kind):
+            return kind
+    return None
+
+
+_EXPECTED_ACCOUNTS = {
+    MaintenanceInstruction.CLEAN: 3,
+    MaintenanceInstruction.CLEAN_ADMIN: 3,
+    MaintenanceInstruction.QUIT_ADMIN: 3,
+    MaintenanceInstruction.CLAIM: 9,
+}
+
+# SetComputeUnitLimit (2) and SetComputeUnitPrice (3) only; never heap or data-size requests.
+_COMPUTE_BUDGET_TAGS = frozenset({2, 3})
+
+
+def allowed(ix: Instruction, program_id: Pubkey) -> bool:
+    """True only for the four maintenance instructions of ``program_id`` and compute budget."""
+    if ix.program_id == COMPUTE_BUDGET_PROGRAM:
+        return len(ix.data) > 0 and ix.data[0] in _COMPUTE_BUDGET_TAGS and not ix.accounts
+    kind = maintenance_kind(ix, program_id)
+    return kind is not None and len(ix.accounts) == _EXPECTED_ACCOUNTS[kind]
