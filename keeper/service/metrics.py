@@ -1,0 +1,193 @@
+"""Every Prometheus metric of the keeper, in one place.
+
+One ``nosana_keeper_`` prefix, base units (seconds, lamports), ``_total`` counters, labels
+from enums only (task, action, reason, outcome, RPC method) — never a pubkey. Each help
+text is also the README's row (a test checks the README lists every metric).
+Built on a registry passed in, so each test gets a fresh one.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+PREFIX = "nosana_keeper"
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
+_DENSITY_BUCKETS = (1, 2, 4, 6, 8, 10, 13, 16, 19, 20, 21, 22, 25)
+_SCAN_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    """The keeper's metrics as attributes of one object."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        p = PREFIX
+        r = registry
+        self.build_info = Info(f"{p}_build", "Version of nosana-keeper.", registry=r)
+        self.scans = Counter(
+            f"{p}_scans_total",
+            "Scans run, by task and outcome (ok, error).",
+            ["task", "outcome"],
+            registry=r,
+        )
+        self.scan_duration = Histogram(
+            f"{p}_scan_duration_seconds",
+            "Duration of a task's scan and decision (s).",
+            ["task"],
+            buckets=_SCAN_BUCKETS,
+            registry=r,
+        )
+        self.accounts_found = Gauge(
+            f"{p}_accounts_found",
+            "Accounts seen by the last pass, by task and kind.",
+            ["task", "kind"],
+            registry=r,
+        )
+        self.accounts_waiting = Gauge(
+            f"{p}_accounts_waiting",
+            "Accounts the last pass found needing action, by task.",
+            ["task"],
+            registry=r,
+        )
+        self.actions_planned = Counter(
+            f"{p}_actions_planned_total",
+            "Actions decided, by action and reason.",
+            ["action", "reason"],
+            registry=r,
+        )
+        self.actions_sent = Counter(
+            f"{p}_actions_sent_total",
+            "Actions sent in a transaction, by action.",
+            ["action"],
+            registry=r,
+        )
+        self.actions_confirmed = Counter(
+            f"{p}_actions_confirmed_total",
+            "Actions confirmed on chain, by action and reason.",
+            ["action", "reason"],
+            registry=r,
+        )
+        self.actions_failed = Counter(
+            f"{p}_actions_failed_total",
+            "Actions that failed, by action and failure reason.",
+            ["action", "reason"],
+            registry=r,
+        )
+        self.skips = Counter(
+            f"{p}_skips_total",
+            "Accounts left alone, by task and reason.",
+            ["task", "reason"],
+            registry=r,
+        )
+        self.instructions_per_transaction = Histogram(
+            f"{p}_instructions_per_transaction",
+            "Maintenance instructions per transaction sent.",
+            ["action"],
+            buckets=_DENSITY_BUCKETS,
+            registry=r,
+        )
+        self.transaction_density_ratio = Gauge(
+            f"{p}_transaction_density_ratio",
+            "Instructions per transaction in the last pass over the maximum for its workload.",
+            ["action"],
+            registry=r,
+        )
+        self.confirmation_latency = Histogram(
+            f"{p}_confirmation_latency_seconds",
+            "From first send to confirmation (s).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.transactions = Counter(
+            f"{p}_transactions_total",
+            "Transactions by outcome (confirmed, expired, failed...).",
+            ["outcome"],
+            registry=r,
+        )
+        self.reclaimed_lamports = Counter(
+            f"{p}_reclaimed_lamports_total",
+            "Rent returned to payers by confirmed closes.",
+            ["action"],
+            registry=r,
+        )
+        self.fees_paid_lamports = Counter(
+            f"{p}_fees_paid_lamports_total",
+            "Transaction fees paid by the keeper (lamports).",
+            registry=r,
+        )
+        self.claim_rent_lamports = Counter(
+            f"{p}_claim_rent_lamports_total",
+            "Rent paid for run accounts created by claims.",
+            registry=r,
+        )
+        self.priority_fee = Gauge(
+            f"{p}_priority_fee_micro_lamports",
+            "Compute-unit price chosen for the last send.",
+            registry=r,
+        )
+        self.priority_fee_fallbacks = Counter(
+            f"{p}_priority_fee_fallbacks_total",
+            "Times the fee source failed and the floor price was used.",
+            registry=r,
+        )
+        self.rpc_requests = Counter(
+            f"{p}_rpc_requests_total",
+            "RPC requests by method and outcome.",
+            ["method", "outcome"],
+            registry=r,
+        )
+        self.rpc_latency = Histogram(
+            f"{p}_rpc_request_duration_seconds",
+            "RPC request latency by method (s).",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            f"{p}_last_success_timestamp_seconds",
+            "Unix time of a task's last successful pass.",
+            ["task"],
+            registry=r,
+        )
+        self.pass_errors = Counter(
+            f"{p}_pass_errors_total",
+            "Passes that ended in an error, by task.",
+            ["task"],
+            registry=r,
+        )
+        self.chain_time = Gauge(
+            f"{p}_chain_time_seconds",
+            "The cluster's Clock unix_timestamp at the last read.",
+            registry=r,
+        )
+        self.chain_time_lag = Gauge(
+            f"{p}_chain_time_lag_seconds",
+            "Wall time minus chain time at the last read (s).",
+            registry=r,
+        )
+        self.balance_lamports = Gauge(
+            f"{p}_balance_lamports",
+            "The keeper's fee-payer balance.",
+            registry=r,
+        )
+        self.sending_paused = Gauge(
+            f"{p}_sending_paused",
+            "1 while sending is paused, by cause (balance_floor, fee_budget).",
+            ["cause"],
+            registry=r,
+        )
+        self.orphan_jobs = Gauge(
+            f"{p}_orphan_jobs",
+            "Queued jobs with no run in no market queue (never touched).",
+            registry=r,
+        )
+        self.legacy_jobs = Gauge(
+            f"{p}_legacy_jobs",
+            "Legacy 232-byte jobs nothing can close.",
+            registry=r,
+        )
+
+
+def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    return Metrics(registry or CollectorRegistry())

@@ -1,0 +1,253 @@
+"""The one settings model. Precedence: defaults < YAML file < environment < CLI flags.
+
+The YAML file comes from ``--config`` or ``KEEPER_CONFIG``. Environment variables use the
+``KEEPER_`` prefix; a group's fields are ``KEEPER_<GROUP>_<FIELD>`` (``KEEPER_RPC_URL``,
+``KEEPER_CLAIM_ENABLED``, ``KEEPER_QUIT_GRACE_SECONDS``). Settings are read once and
+passed down as plain values; nothing reads them at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+from solders.pubkey import Pubkey
+
+from keeper.errors import ConfigError
+from keeper.program.ids import MAINNET
+
+MAX_COMPUTE_UNITS = 1_400_000
+
+
+def _pubkey(value: str) -> str:
+    try:
+        Pubkey.from_string(value)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a base58 public key") from error
+    return value
+
+
+class Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RpcSettings(Group):
+    url: str = Field(
+        "https://api.mainnet-beta.solana.com",
+        description="JSON-RPC endpoint. Use a node that serves getProgramAccounts; "
+        "API keys in it are redacted from logs.",
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout (s).")
+    max_retries: int = Field(
+        5, ge=0, le=20, description="Retries on 429, 5xx and timeouts, with jittered backoff."
+    )
+    requests_per_second: float = Field(
+        20.0, gt=0, description="Client-side request rate limit, below typical provider caps."
+    )
+    scan_chunk_size: int = Field(
+        10_000, ge=100, description="Accounts decoded per chunk while streaming a scan."
+    )
+
+
+class MetricsSettings(Group):
+    host: str = Field("0.0.0.0", description="Address of /metrics, /healthz and /readyz.")  # noqa: S104 - a pod must be scrapeable
+    port: int = Field(9108, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz.")
+
+
+class TaskSettings(Group):
+    enabled: bool = Field(True, description="Run this task.")
+    interval_seconds: float = Field(60.0, gt=0, description="Seconds between passes.")
+    max_actions_per_pass: int = Field(
+        10_000, ge=1, description="Upper bound on actions sent in one pass (the rest wait)."
+    )
+
+
+class QuitSettings(TaskSettings):
+    """Expired runs -> quitAdmin (admin only)."""
+
+    grace_seconds: int = Field(
+        300,
+        ge=0,
+        description="Extra seconds past run.time + job.timeout before a run counts as "
+        "timed out: leaves a node time to post a late result.",
+    )
+
+
+class ClaimSettings(TaskSettings):
+    """Stopped jobs -> claim (off unless a node identity is configured)."""
+
+    enabled: bool = Field(False, description="Claim stopped jobs as a node.")
+    nft: str | None = Field(
+        None, description="The node's NFT token account (metadata is derived from its mint)."
+    )
+    node_keypair: Path | None = Field(
+        None, description="Node authority keypair file; default: the keeper keypair."
+    )
+
+    _check_nft = field_validator("nft")(lambda v: v if v is None else _pubkey(v))
+
+
+class CleanSettings(TaskSettings):
+    """Finished jobs -> clean (anyone) or cleanAdmin (admin, market gone)."""
+
+    interval_seconds: float = Field(600.0, gt=0, description="Seconds between passes.")
+
+
+class FeeSettings(Group):
+    percentile: int = Field(
+        75, ge=0, le=100, description="Percentile of getRecentPrioritizationFees to pay."
+    )
+    floor_micro_lamports: int = Field(
+        1_000, ge=0, description="Lowest unit price, and the fallback when the fee source fails."
+    )
+    cap_micro_lamports: int = Field(
+        2_000_000, ge=0, description="Highest unit price ever paid (micro-lamports per CU)."
+    )
+    max_fee_per_transaction_lamports: int = Field(
+        200_000, ge=5_000, description="Cap on one transaction's total fee (lamports)."
+    )
+    hourly_budget_lamports: int = Field(
+        100_000_000,
+        ge=0,
+        description="Rolling one-hour cap on fees plus claim rent (lamports); sending pauses.",
+    )
+    balance_floor_lamports: int = Field(
+        50_000_000,
+        ge=0,
+        description="Below this balance the keeper stops sending and reports not ready.",
+    )
+
+
+class SendSettings(Group):
+    unit_limit_margin: float = Field(
+        1.2, ge=1.0, le=3.0, description="Compute-unit limit = simulated units x margin."
+    )
+    resend_interval_seconds: float = Field(
+        2.0, gt=0, description="Re-send the same signed bytes this often until confirmed."
+    )
+    max_in_flight: int = Field(
+        4, ge=1, le=64, description="Transactions awaiting confirmation at once."
+    )
+    shutdown_deadline_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, wait this long for in-flight confirmations."
+    )
+
+
+class ScheduleSettings(Group):
+    jitter_seconds: float = Field(
+        5.0, ge=0, description="Random delay added to each tick so two keepers rarely collide."
+    )
+    ready_after_missed_passes: int = Field(
+        3, ge=1, description="A task not successful for this many intervals fails /readyz."
+    )
+
+
+class LogSettings(Group):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: readable on a terminal, JSON lines otherwise."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything the keeper can be told. See config/keeper.yaml for a commented copy."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KEEPER_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        frozen=True,
+    )
+
+    keypair: Path | None = Field(
+        None,
+        description="Path of a Solana CLI JSON keypair file: fee payer and signing authority. "
+        "Never the key itself.",
+    )
+    program_id: str = Field(
+        str(MAINNET.jobs_program), description="The Nosana Jobs program id (default: mainnet)."
+    )
+    market_admin: str = Field(
+        str(MAINNET.market_admin),
+        description="MARKET_ADMIN compiled into the program. Admin tasks (quitAdmin, "
+        "cleanAdmin) run only when the keypair's public key equals it.",
+    )
+    nos_mint: str = Field(
+        str(MAINNET.nos_mint), description="NOS mint: seeds the node stake PDA for claims."
+    )
+    rpc: RpcSettings = RpcSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    quit: QuitSettings = QuitSettings()
+    claim: ClaimSettings = ClaimSettings()
+    clean: CleanSettings = CleanSettings()
+    fees: FeeSettings = FeeSettings()
+    send: SendSettings = SendSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    log: LogSettings = LogSettings()
+
+    _check_keys = field_validator("program_id", "market_admin", "nos_mint")(_pubkey)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - keypair is a path
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = _CONFIG_FILE.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+
+# Set only for the duration of load_settings(): pydantic-settings builds sources from the
+# class, so the chosen file is handed over here rather than through a global default.
+_CONFIG_FILE: dict[str, Path | None] = {}
+
+
+def _flatten_errors(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "settings"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Read settings once: defaults < YAML < KEEPER_* environment < ``overrides`` (CLI)."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(
+            f"config file {config_file} does not exist",
+            hint="pass --config with the path of a YAML file (see config/keeper.yaml), "
+            "or unset KEEPER_CONFIG",
+        )
+    _CONFIG_FILE["path"] = config_file
+    try:
+        return Settings(**(overrides or {}))
+    except ValidationError as error:
+        raise ConfigError(
+            f"invalid setting: {_flatten_errors(error)}",
+            hint="correct it in the YAML file, the KEEPER_* environment variable or the CLI "
+            "flag; `nosana-keeper check` validates a configuration",
+        ) from error
+    except (OSError, ValueError, yaml.YAMLError) as error:  # YAML syntax, unreadable files
+        raise ConfigError(
+            f"cannot read configuration {config_file}: {error}",
+            hint="fix the YAML syntax (compare with config/keeper.yaml)",
+        ) from error
+    finally:
+        _CONFIG_FILE.pop("path", None)
