@@ -9,7 +9,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from anchorpy import AccountsCoder, Idl, InstructionCoder
+from anchorpy.coder.accounts import AccountsCoder
+from anchorpy.coder.instruction import InstructionCoder
+from anchorpy_core.idl import Idl
 
 from keeper.errors import DecodeError
 

@@ -8,8 +8,10 @@ candidate is returned.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 ACCOUNT_NOT_INITIALIZED: Final = 3012
 ACCOUNT_DID_NOT_DESERIALIZE: Final = 3003

@@ -6,12 +6,10 @@ Filters are plain JSON-RPC objects (``{"memcmp": {"offset", "bytes"}}``) with ba
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import based58
-from solders.pubkey import Pubkey
 
-from keeper.program.batch import DataSlice
 from keeper.program.layouts import (
     JOB_ALLOCATED_SIZE,
     JOB_DISCRIMINATOR,
@@ -21,7 +19,12 @@ from keeper.program.layouts import (
     JobOffset,
     RunOffset,
 )
-from keeper.program.state import JobState
+
+if TYPE_CHECKING:
+    from solders.pubkey import Pubkey
+
+    from keeper.program.batch import DataSlice
+    from keeper.program.state import JobState
 
 
 class Memcmp(TypedDict):

@@ -11,13 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import TYPE_CHECKING
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.instruction import AccountMeta, Instruction
-from solders.pubkey import Pubkey
 
 from keeper.program.anchor import instruction_data
 from keeper.program.ids import COMPUTE_BUDGET_PROGRAM, MAINNET, SYSTEM_PROGRAM
+
+if TYPE_CHECKING:
+    from solders.pubkey import Pubkey
 
 
 class MaintenanceInstruction(StrEnum):
@@ -150,13 +153,16 @@ _EXPECTED_ACCOUNTS = {
     MaintenanceInstruction.CLAIM: 9,
 }
 
-# SetComputeUnitLimit (2) and SetComputeUnitPrice (3) only; never heap or data-size requests.
-_COMPUTE_BUDGET_TAGS = frozenset({2, 3})
+# SetComputeUnitLimit (tag 2, u32) and SetComputeUnitPrice (tag 3, u64) only, each with
+# exactly its own data length; never heap or data-size requests.
+_COMPUTE_BUDGET_DATA_LENGTHS = {2: 1 + 4, 3: 1 + 8}
 
 
 def allowed(ix: Instruction, program_id: Pubkey) -> bool:
     """True only for the four maintenance instructions of ``program_id`` and compute budget."""
     if ix.program_id == COMPUTE_BUDGET_PROGRAM:
-        return len(ix.data) > 0 and ix.data[0] in _COMPUTE_BUDGET_TAGS and not ix.accounts
+        data = bytes(ix.data)
+        expected_length = _COMPUTE_BUDGET_DATA_LENGTHS.get(data[0]) if data else None
+        return expected_length == len(data) and not ix.accounts
     kind = maintenance_kind(ix, program_id)
     return kind is not None and len(ix.accounts) == _EXPECTED_ACCOUNTS[kind]

@@ -317,7 +317,7 @@ def encode_market(
     size: int = MARKET_ALLOCATED_SIZE,
     stale_tail: tuple[Pubkey, ...] = (),
 ) -> bytes:
-    """Serialize ``market``; ``stale_tail`` writes keys after the queue, as the chain leaves them."""
+    """Serialize ``market``; ``stale_tail`` writes keys after the queue, as the chain does."""
     content = b"".join(
         (
             MARKET_DISCRIMINATOR,
