@@ -48,9 +48,7 @@ class ProgramFailure(Exception):  # noqa: N818 - mirrors Solana's "program faile
     ``name`` is what the program logs as ``Error Code: <name>``.
     """
 
-    def __init__(
-        self, name: str, *, custom: int | None = None, builtin: str | None = None
-    ) -> None:
+    def __init__(self, name: str, *, custom: int | None = None, builtin: str | None = None) -> None:
         super().__init__(name)
         self.name = name
         self.custom = custom

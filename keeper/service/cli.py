@@ -5,6 +5,7 @@ Every ``KeeperError`` is caught once here: ``error: ...`` and ``fix: ...``, exit
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -15,6 +16,11 @@ import click
 
 from keeper import __version__
 from keeper.errors import KeeperError
+from keeper.service.checks import run_checks
+from keeper.service.logs import configure_logging
+from keeper.service.metrics import new_metrics
+from keeper.service.runner import Keeper, run_once, serve
+from keeper.service.settings import Settings, load_settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,10 +64,12 @@ def main() -> None:
 @reports_errors
 def localnet(world: str, port: int, jobs: int | None, keypair_dir: Path, slot_ms: int) -> None:
     """Run the embedded local chain (JSON-RPC on 127.0.0.1) with a seeded world."""
-    from keeper.localnet.chain import main_localnet  # noqa: PLC0415 - only this command needs it
+    from keeper.localnet.standalone import main_localnet  # noqa: PLC0415 - only this command needs it
 
-    params = {} if jobs is None else {"jobs": jobs}
-    main_localnet(world, port, keypair_dir, slot_ms=slot_ms, **params)
+    if jobs is None:
+        main_localnet(world, port, keypair_dir, slot_ms=slot_ms)
+    else:
+        main_localnet(world, port, keypair_dir, slot_ms=slot_ms, jobs=jobs)
 
 
 @main.command()
@@ -72,3 +80,73 @@ def demo(port: int) -> None:
     from keeper.service.demo import run_demo  # noqa: PLC0415 - pulls in the local chain
 
     run_demo(port=port)
+
+
+def _overrides(rpc_url: str | None, keypair: Path | None) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    if rpc_url is not None:
+        overrides["rpc"] = {"url": rpc_url}
+    if keypair is not None:
+        overrides["keypair"] = keypair
+    return overrides
+
+
+def _settings(config: Path | None, rpc_url: str | None, keypair: Path | None) -> Settings:
+    import os  # noqa: PLC0415 - read once, here, never at import time
+
+    path = config or (
+        Path(os.environ["KEEPER_CONFIG"]) if os.environ.get("KEEPER_CONFIG") else None
+    )
+    return load_settings(path, _overrides(rpc_url, keypair))
+
+
+_config_option = click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML settings file (default: $KEEPER_CONFIG).",
+)
+_rpc_option = click.option("--rpc-url", default=None, help="Overrides rpc.url.")
+_keypair_option = click.option(
+    "--keypair",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Overrides keypair (a Solana CLI JSON keypair file).",
+)
+
+
+@main.command()
+@_config_option
+@_rpc_option
+@_keypair_option
+@click.option("--once", is_flag=True, help="Every enabled task once, then a JSON summary.")
+@click.option("--dry-run", is_flag=True, help="Print planned actions as JSON lines; send nothing.")
+@reports_errors
+def run(
+    config: Path | None, rpc_url: str | None, keypair: Path | None, once: bool, dry_run: bool
+) -> None:
+    """Run the keeper (the service, or one pass with --once)."""
+    settings = _settings(config, rpc_url, keypair)
+    configure_logging(settings.log.level, settings.log.format)
+    keeper = Keeper(settings, new_metrics(), dry_run=dry_run)
+    if once:
+        summary = asyncio.run(run_once(keeper))
+        click.echo(summary.line())
+        sys.exit(1 if summary.errors else 0)
+    asyncio.run(serve(keeper))
+
+
+@main.command()
+@_config_option
+@_rpc_option
+@_keypair_option
+@reports_errors
+def check(config: Path | None, rpc_url: str | None, keypair: Path | None) -> None:
+    """Validate configuration, keypair, RPC, program and role; print a table."""
+    settings = _settings(config, rpc_url, keypair)
+    configure_logging("WARNING", settings.log.format)
+    rows = asyncio.run(run_checks(settings))
+    width = max(len(name) for name, _ok, _detail in rows)
+    for name, ok, detail in rows:
+        click.echo(f"{'ok ' if ok else 'FAIL'} {name:<{width}}  {detail}")
+    sys.exit(0 if all(ok for _name, ok, _detail in rows) else EXIT_CONFIG)

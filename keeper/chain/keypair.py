@@ -1,0 +1,72 @@
+"""Loading the keeper's keypair: a Solana CLI JSON file of 64 numbers (secret + public key).
+
+Every failure names the file and the fix. Key material never appears in a message, a log
+line or a chained exception.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Final
+
+from solders.keypair import Keypair
+
+from keeper.errors import KeypairError
+
+KEYPAIR_LENGTH: Final = 64
+_CREATE_HINT: Final = "create one with `solana-keygen new -o <path>` or point KEEPER_KEYPAIR at it"
+
+
+def _read(path: Path) -> str:
+    if not path.exists():
+        raise KeypairError(f"keypair file {path} does not exist", hint=_CREATE_HINT)
+    if path.is_dir():
+        raise KeypairError(f"keypair path {path} is a directory, not a file", hint=_CREATE_HINT)
+    try:
+        return path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise KeypairError(
+            f"keypair file {path} is not readable by this user",
+            hint="give the keeper's user read permission (chmod 400, owned by that user)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise KeypairError(
+            f"keypair file {path} cannot be read as text ({type(error).__name__})"
+        ) from None
+
+
+def _numbers(path: Path, text: str) -> list[int]:
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        # The decoder's message names a position only; the document itself is never shown.
+        raise KeypairError(
+            f"keypair file {path} is not JSON (line {error.lineno}, column {error.colno})"
+        ) from None
+    if not isinstance(values, list):
+        raise KeypairError(f"keypair file {path} holds a JSON {type(values).__name__}, not a list")
+    if len(values) != KEYPAIR_LENGTH:
+        raise KeypairError(
+            f"keypair file {path} holds {len(values)} numbers, expected {KEYPAIR_LENGTH}"
+        )
+    bad = [i for i, v in enumerate(values) if type(v) is not int or not 0 <= v <= 255]
+    if bad:
+        raise KeypairError(
+            f"keypair file {path}: {len(bad)} entries are not integers 0-255 "
+            f"(first at position {bad[0]})"
+        )
+    return values
+
+
+def load_keypair(path: Path | str) -> Keypair:
+    """The keypair stored at ``path`` (``~`` expanded), validated by solders."""
+    location = Path(path).expanduser()
+    values = _numbers(location, _read(location))
+    try:
+        return Keypair.from_bytes(bytes(values))
+    except ValueError:
+        raise KeypairError(
+            f"keypair file {location}: its public half does not match its secret half",
+            hint="the file is corrupt or hand-edited; restore it from a backup",
+        ) from None

@@ -1,0 +1,75 @@
+"""``nosana-keeper check``: everything that would stop the keeper, as a readable table."""
+
+from __future__ import annotations
+
+from keeper.chain.accounts import get_balance
+from keeper.errors import KeeperError
+from keeper.service.context import (
+    Identity,
+    check_program,
+    check_rpc,
+    load_identity,
+    resolve_claim,
+    rpc_client,
+)
+from keeper.service.discovery import Scope, stake_of
+from keeper.service.metrics import new_metrics
+from keeper.service.settings import Settings
+from keeper.program.layouts import StakeAccount
+
+Row = tuple[str, bool, str]
+
+
+async def run_checks(settings: Settings) -> list[Row]:
+    rows: list[Row] = [("configuration", True, "settings are valid")]
+    try:
+        identity = load_identity(settings)
+    except KeeperError as error:
+        return [*rows, ("keypair", False, f"{error} — fix: {error.hint}")]
+    rows.append(("keypair", True, f"public key {identity.keypair.pubkey()}"))
+    async with rpc_client(settings, new_metrics()) as rpc:
+        for name, step in (
+            ("rpc", check_rpc(rpc)),
+            ("program", check_program(rpc, identity.program_id)),
+        ):
+            try:
+                await step
+            except KeeperError as error:
+                return [*rows, (name, False, f"{error} — fix: {error.hint}")]
+            rows.append(
+                (name, True, rpc.redacted_url if name == "rpc" else str(identity.program_id))
+            )
+        rows.append(_role(identity))
+        balance = await get_balance(rpc, identity.keypair.pubkey())
+        floor = settings.fees.balance_floor_lamports
+        rows.append(
+            ("balance", balance >= floor, f"{balance / 1e9:.4f} SOL (floor {floor / 1e9:.4f})")
+        )
+        if settings.claim.enabled:
+            rows.extend(
+                await _claim_rows(settings, identity, Scope(rpc, identity.program_id, 1000))
+            )
+    return rows
+
+
+def _role(identity: Identity) -> Row:
+    if identity.is_admin:
+        return ("role", True, "market admin: quitAdmin and cleanAdmin enabled")
+    return ("role", True, f"not the market admin ({identity.market_admin}): clean only")
+
+
+async def _claim_rows(settings: Settings, identity: Identity, scope: Scope) -> list[Row]:
+    try:
+        resolved = await resolve_claim(scope.rpc, identity, settings.claim.nft)
+    except KeeperError as error:
+        return [("claim nft", False, f"{error} — fix: {error.hint}")]
+    claim = resolved.claim
+    if claim is None:
+        return [("claim identity", False, "no node identity")]
+    stake = await stake_of(scope, claim.stake)
+    if not isinstance(stake, StakeAccount):
+        return [("claim stake", False, f"no stake account at {claim.stake}: stake NOS first")]
+    return [
+        ("claim nft", True, f"{claim.nft} (metadata {claim.metadata})"),
+        ("claim stake", True, f"xNOS {stake.xnos} at {claim.stake}"),
+    ]

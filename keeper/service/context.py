@@ -1,0 +1,135 @@
+"""The keeper's working parts, built once from settings, with start-up checks that stop
+before any signing and name the problem and its fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from keeper.chain.accounts import get_account
+from keeper.chain.keypair import load_keypair
+from keeper.chain.rpc import RpcClient
+from keeper.errors import ConfigError, KeypairError, RpcError
+from keeper.program.ids import TOKEN_PROGRAM
+from keeper.service.metrics import Metrics
+from keeper.service.settings import Settings
+from keeper.tasks.identity import ClaimIdentity
+
+log = structlog.get_logger("keeper")
+
+TOKEN_ACCOUNT_SIZE = 165
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the keeper is on chain. ``node`` and ``claim`` are set only when claiming."""
+
+    keypair: Keypair
+    program_id: Pubkey
+    market_admin: Pubkey
+    nos_mint: Pubkey
+    node: Keypair | None = None
+    claim: ClaimIdentity | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.keypair.pubkey() == self.market_admin
+
+
+def load_identity(settings: Settings) -> Identity:
+    """Keypairs from files (never logged), checked before anything else happens."""
+    if settings.keypair is None:
+        raise KeypairError(
+            "no keypair configured",
+            hint="set KEEPER_KEYPAIR (or `keypair:` in the YAML) to a Solana CLI JSON keypair file",
+        )
+    keypair = load_keypair(settings.keypair)
+    node = None
+    if settings.claim.enabled:
+        if settings.claim.nft is None:
+            raise ConfigError(
+                "claiming is enabled but no NFT token account is configured",
+                hint="set KEEPER_CLAIM_NFT to the node's NFT token account, or disable claiming",
+            )
+        path = settings.claim.node_keypair
+        node = keypair if path is None else load_keypair(path)
+    return Identity(
+        keypair=keypair,
+        program_id=Pubkey.from_string(settings.program_id),
+        market_admin=Pubkey.from_string(settings.market_admin),
+        nos_mint=Pubkey.from_string(settings.nos_mint),
+        node=node,
+    )
+
+
+async def check_program(rpc: RpcClient, program_id: Pubkey) -> None:
+    """The configured program id must be an executable account on this cluster."""
+    account = await get_account(rpc, program_id)
+    if account is None or not account.executable:
+        raise ConfigError(
+            f"program {program_id} is not a deployed program on {rpc.redacted_url}",
+            hint="set KEEPER_PROGRAM_ID for this cluster (mainnet and devnet ids differ: "
+            "see config/profiles/)",
+        )
+
+
+async def check_rpc(rpc: RpcClient) -> None:
+    try:
+        await rpc.call("getVersion")
+    except RpcError as error:
+        raise RpcError(
+            f"RPC {rpc.redacted_url} is unreachable: {error}",
+            hint="check KEEPER_RPC_URL, the network and the node's health",
+        ) from error
+
+
+async def resolve_claim(rpc: RpcClient, identity: Identity, nft: str | None) -> Identity:
+    """Derive the claim accounts: the NFT's mint is read from its token account."""
+    if identity.node is None or nft is None:
+        return identity
+    nft_key = Pubkey.from_string(nft)
+    account = await get_account(rpc, nft_key)
+    if account is None or account.owner != TOKEN_PROGRAM or len(account.data) < 64:
+        raise ConfigError(
+            f"claim NFT {nft_key} is not an SPL token account",
+            hint="set KEEPER_CLAIM_NFT to the node's NFT *token account* (not the mint)",
+        )
+    claim = ClaimIdentity.derive(
+        authority=identity.node.pubkey(),
+        nft=nft_key,
+        nft_mint=Pubkey.from_bytes(account.data[:32]),
+        nos_mint=identity.nos_mint,
+    )
+    return Identity(
+        identity.keypair,
+        identity.program_id,
+        identity.market_admin,
+        identity.nos_mint,
+        identity.node,
+        claim,
+    )
+
+
+@dataclass(slots=True)
+class RpcMetrics:
+    """chain.rpc's observer, reporting to Prometheus."""
+
+    metrics: Metrics
+
+    def request_done(self, method: str, outcome: str, seconds: float) -> None:
+        self.metrics.rpc_requests.labels(method=method, outcome=outcome).inc()
+        self.metrics.rpc_latency.labels(method=method).observe(seconds)
+
+
+def rpc_client(settings: Settings, metrics: Metrics) -> RpcClient:
+    return RpcClient(
+        settings.rpc.url,
+        timeout_s=settings.rpc.timeout_seconds,
+        max_retries=settings.rpc.max_retries,
+        requests_per_second=settings.rpc.requests_per_second,
+        observer=RpcMetrics(metrics),
+    )

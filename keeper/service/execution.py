@@ -1,0 +1,338 @@
+"""Carrying out a plan: dry-run output, or pack -> re-check -> guard -> send -> count.
+
+Every batch re-reads its accounts just before sending (another keeper, an ``extend`` or
+a new run may have changed them) and re-judges each action with the task's pure
+``recheck``. Nothing outside the four maintenance instructions is ever signed: the
+sender refuses anything ``program.instructions.allowed`` rejects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from keeper.chain.accounts import get_balance
+from keeper.chain.clock import chain_time
+from keeper.chain.fees import recent_prioritization_fees
+from keeper.chain.outcome import BatchResult, SendOutcome
+from keeper.chain.scan import count_program_accounts
+from keeper.chain.sender import Sender
+from keeper.program import filters
+from keeper.program.instructions import MaintenanceInstruction
+from keeper.service.context import Identity
+from keeper.service.discovery import Scope, job_views, market_views, run_views, stake_of
+from keeper.service.metrics import Metrics
+from keeper.service.settings import Settings
+from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs
+from keeper.tasks.batching import Batch, pack
+from keeper.tasks.builders import instruction_for
+from keeper.tasks.plan import Action, Plan, Reason
+from keeper.tasks.views import ABSENT, JobView
+
+log = structlog.get_logger("keeper")
+
+
+@dataclass(slots=True)
+class PassReport:
+    """What one pass of one task did, for the summary line and tests."""
+
+    task: str
+    planned: int = 0
+    sent: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    reclaimed_lamports: int = 0
+    fees_lamports: int = 0
+    transactions: int = 0
+    orphans: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def dry_run_lines(plan: Plan) -> list[str]:
+    """One JSON object per planned action; ``account`` is the job, or the run for quitAdmin."""
+    lines = []
+    for action in plan.actions:
+        entry = {
+            "action": str(action.kind),
+            "account": str(action.account),
+            "reason": str(action.reason),
+            "task": str(plan.task),
+            "payer": str(action.payer),
+            "lamports": action.lamports,
+        }
+        if action.market is not None:
+            entry["market"] = str(action.market)
+        if action.job is not None and action.job != action.account:
+            entry["job"] = str(action.job)
+        lines.append(json.dumps(entry))
+    return lines
+
+
+@dataclass(slots=True)
+class Executor:
+    """Sends the plans of every task; one instance per keeper process."""
+
+    settings: Settings
+    identity: Identity
+    metrics: Metrics
+    scope: Scope
+    sender: Sender
+    budget: budget.FeeBudget
+    monotonic: Callable[[], float] = time.monotonic
+    _busy: set[Pubkey] = field(default_factory=set)
+
+    async def execute(self, plan: Plan, report: PassReport, limit: int) -> None:
+        actions = [a for a in plan.actions if a.account not in self._busy][:limit]
+        batches = pack(
+            actions,
+            program_id=self.identity.program_id,
+            fee_payer=self.identity.keypair.pubkey(),
+            authority=self.identity.keypair.pubkey(),
+            claim_identity=self.identity.claim,
+        )
+        semaphore = asyncio.Semaphore(self.settings.send.max_in_flight)
+
+        async def one(batch: Batch) -> None:
+            async with semaphore:
+                await self._send_batch(plan, batch, report)
+
+        await asyncio.gather(*(one(batch) for batch in batches))
+
+    async def _send_batch(self, plan: Plan, batch: Batch, report: PassReport) -> None:
+        self._busy.update(batch.targets)  # never two in-flight transactions on one account
+        try:
+            keep = await self._recheck(batch.actions, report)
+            if keep and await self._guards_allow(keep, report):
+                await self._send(plan, keep, report)
+        finally:
+            self._busy.difference_update(batch.targets)
+
+    # -- re-check ----------------------------------------------------------------------
+
+    async def _recheck(self, actions: Sequence[Action], report: PassReport) -> list[Action]:
+        now = (await chain_time(self.scope.rpc)).unix_timestamp
+        verdicts = await self._verdicts(actions, now)
+        keep = []
+        for action, verdict in zip(actions, verdicts, strict=True):
+            if verdict is None:
+                keep.append(action)
+            else:
+                self._skip(action, verdict, report)
+        return keep
+
+    async def _verdicts(self, actions: Sequence[Action], now: int) -> list[Reason | None]:
+        kind = actions[0].kind
+        if kind is MaintenanceInstruction.QUIT_ADMIN:
+            runs = await run_views(self.scope, [a.account for a in actions])
+            jobs = await job_views(self.scope, [a.job for a in actions if a.job is not None])
+            params = expired_runs.ExpiredRunsParams(
+                is_admin=self.identity.is_admin, grace_seconds=self.settings.quit.grace_seconds
+            )
+            return [
+                expired_runs.recheck(a, runs[a.account], _job_of(a, jobs), now, params)
+                for a in actions
+            ]
+        if kind is MaintenanceInstruction.CLAIM:
+            return [await self._recheck_claim(a) for a in actions]
+        jobs = await job_views(self.scope, [a.account for a in actions])
+        markets = await market_views(self.scope, [a.market for a in actions if a.market])
+        finished = finished_jobs.FinishedJobsParams(is_admin=self.identity.is_admin)
+        return [
+            finished_jobs.recheck(
+                a, jobs[a.account], markets[a.market] if a.market else ABSENT, now, finished
+            )
+            for a in actions
+        ]
+
+    async def _recheck_claim(self, action: Action) -> Reason | None:
+        jobs = await job_views(self.scope, [action.account])
+        runs = await count_program_accounts(
+            self.scope.rpc, self.scope.program_id, filters.runs_of_job(action.account)
+        )
+        markets = await market_views(self.scope, [] if action.market is None else [action.market])
+        claim = self.identity.claim
+        stake = ABSENT if claim is None else await stake_of(self.scope, claim.stake)
+        fresh = stopped_jobs.ClaimState(
+            job=jobs[action.account],
+            has_run=runs > 0,
+            market=markets.get(action.market, ABSENT) if action.market else ABSENT,
+            stake=stake,
+        )
+        return stopped_jobs.recheck(action, fresh, self._claim_params())
+
+    def _claim_params(self) -> stopped_jobs.StoppedJobsParams:
+        return stopped_jobs.StoppedJobsParams(
+            claim_enabled=self.settings.claim.enabled,
+            identity=self.identity.claim,
+            payer=self.identity.keypair.pubkey(),
+        )
+
+    # -- guards ------------------------------------------------------------------------
+
+    async def _guards_allow(self, actions: Sequence[Action], report: PassReport) -> bool:
+        fees = self.settings.fees
+        rent = sum(-a.lamports for a in actions if a.kind is MaintenanceInstruction.CLAIM)
+        cost = fees.max_fee_per_transaction_lamports + rent
+        balance = await get_balance(self.scope.rpc, self.identity.keypair.pubkey())
+        self.metrics.balance_lamports.set(balance)
+        below = not budget.above_balance_floor(balance, cost, fees.balance_floor_lamports)
+        over = not self.budget.allows(self.monotonic(), cost)
+        self.metrics.sending_paused.labels(cause="balance_floor").set(int(below))
+        self.metrics.sending_paused.labels(cause="fee_budget").set(int(over))
+        if below or over:
+            cause = "balance_floor" if below else "fee_budget"
+            log.warning("sending paused", cause=cause, balance=balance, actions=len(actions))
+            for action in actions:
+                report.skipped[f"paused_{cause}"] += 1
+                self.metrics.actions_failed.labels(
+                    action=action.kind, reason=f"paused_{cause}"
+                ).inc()
+            return False
+        return True
+
+    # -- send --------------------------------------------------------------------------
+
+    async def _unit_price(self, actions: Sequence[Action]) -> int:
+        fees = self.settings.fees
+        writable = [a.account for a in actions]
+        recent = await recent_prioritization_fees(self.scope.rpc, writable)
+        choice = budget.choose_unit_price(
+            recent,
+            percentile=max(fees.percentile, 1),
+            floor=fees.floor_micro_lamports,
+            cap=fees.cap_micro_lamports,
+        )
+        if choice.source is budget.PriceSource.FLOOR_FALLBACK:
+            self.metrics.priority_fee_fallbacks.inc()
+            log.warning("fee source failed: paying the floor", price=choice.micro_lamports)
+        self.metrics.priority_fee.set(choice.micro_lamports)
+        return choice.micro_lamports
+
+    def _instructions(self, actions: Sequence[Action]) -> tuple[list[Instruction], list[Keypair]]:
+        instructions: list[Instruction] = []
+        signers: list[Keypair] = []
+        for action in actions:
+            run = None
+            if action.kind is MaintenanceInstruction.CLAIM:
+                run_keypair = Keypair()
+                signers.append(run_keypair)
+                run = run_keypair.pubkey()
+            instructions.append(
+                instruction_for(
+                    action,
+                    program_id=self.identity.program_id,
+                    authority=self.identity.keypair.pubkey(),
+                    claim_identity=self.identity.claim,
+                    run=run,
+                )
+            )
+        node = self.identity.node
+        if signers and node is not None and node.pubkey() != self.identity.keypair.pubkey():
+            signers.append(node)
+        return instructions, signers
+
+    async def _send(self, plan: Plan, actions: list[Action], report: PassReport) -> None:
+        instructions, signers = self._instructions(actions)
+        price = await self._unit_price(actions)
+        result = await self.sender.execute(
+            instructions,
+            extra_signers=signers,
+            unit_price=price,
+            unit_limit_margin=self.settings.send.unit_limit_margin,
+            max_fee_lamports=self.settings.fees.max_fee_per_transaction_lamports,
+        )
+        self._account(plan, actions, result, report)
+
+    def _account(
+        self, plan: Plan, actions: list[Action], result: BatchResult, report: PassReport
+    ) -> None:
+        m = self.metrics
+        m.transactions.labels(outcome=result.outcome).inc()
+        paid = result.fee_paid_lamports
+        rent = sum(
+            -a.lamports for i, a in enumerate(actions) if i in result.kept and a.lamports < 0
+        )
+        if paid or (result.outcome is SendOutcome.CONFIRMED and rent):
+            self.budget.spend(
+                self.monotonic(), paid + (rent if result.outcome is SendOutcome.CONFIRMED else 0)
+            )
+        m.fees_paid_lamports.inc(paid)
+        report.fees_lamports += paid
+        for index, fault in result.dropped.items():
+            action = actions[index]
+            if fault.already_closed:
+                self._skip(action, Reason.ALREADY_CLOSED, report)
+            else:
+                name = fault.names[0] if len(fault.names) == 1 else "simulation_rejected"
+                self._fail(action, "simulation_rejected", report, detail=name)
+        kept = [actions[i] for i in result.kept]
+        if result.landed or result.outcome is not SendOutcome.ALL_DROPPED:
+            report.transactions += 1 if result.signature else 0
+        if result.signature is not None and kept:
+            m.instructions_per_transaction.labels(action=kept[0].kind).observe(len(kept))
+            for action in kept:
+                m.actions_sent.labels(action=action.kind).inc()
+            report.sent += len(kept)
+        if result.outcome is SendOutcome.CONFIRMED:
+            if result.confirmation_seconds is not None:
+                m.confirmation_latency.observe(result.confirmation_seconds)
+            for action in kept:
+                self._confirmed(plan, action, result, report)
+        elif kept:
+            for action in kept:
+                self._fail(action, str(result.outcome), report, detail=result.error or "")
+
+    def _confirmed(
+        self, plan: Plan, action: Action, result: BatchResult, report: PassReport
+    ) -> None:
+        m = self.metrics
+        m.actions_confirmed.labels(action=action.kind, reason=action.reason).inc()
+        report.confirmed += 1
+        if action.lamports > 0:
+            m.reclaimed_lamports.labels(action=action.kind).inc(action.lamports)
+            report.reclaimed_lamports += action.lamports
+        else:
+            m.claim_rent_lamports.inc(-action.lamports)
+        log.info(
+            "action confirmed",
+            task=str(plan.task),
+            action=str(action.kind),
+            account=str(action.account),
+            reason=str(action.reason),
+            signature=str(result.signature),
+        )
+
+    def _skip(self, action: Action, reason: Reason, report: PassReport) -> None:
+        report.skipped[str(reason)] += 1
+        self.metrics.actions_failed.labels(action=action.kind, reason=str(reason)).inc()
+        log.info(
+            "action skipped",
+            action=str(action.kind),
+            account=str(action.account),
+            reason=str(reason),
+        )
+
+    def _fail(self, action: Action, why: str, report: PassReport, *, detail: str = "") -> None:
+        report.failed += 1
+        self.metrics.actions_failed.labels(action=action.kind, reason=why).inc()
+        log.warning(
+            "action failed",
+            action=str(action.kind),
+            account=str(action.account),
+            reason=why,
+            detail=detail,
+        )
+
+
+def _job_of(action: Action, jobs: dict[Pubkey, JobView]) -> JobView:
+    return ABSENT if action.job is None else jobs.get(action.job, ABSENT)

@@ -1,0 +1,330 @@
+"""The runner: one pass per task (chain.scan -> tasks.decide -> chain.send), run once or
+on a schedule, with metrics, health and graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import TextIO
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from keeper import __version__
+from keeper.chain.accounts import get_balance
+from keeper.chain.clock import chain_time
+from keeper.chain.rpc import RpcClient
+from keeper.chain.sender import Sender
+from keeper.errors import KeeperError
+from keeper.service import discovery
+from keeper.service.context import (
+    Identity,
+    check_program,
+    check_rpc,
+    load_identity,
+    resolve_claim,
+    rpc_client,
+)
+from keeper.service.execution import Executor, PassReport, dry_run_lines
+from keeper.service.health import Readiness, build_app, start_http
+from keeper.service.metrics import Metrics
+from keeper.service.settings import Settings, TaskSettings
+from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs
+from keeper.tasks.plan import Plan, Task
+
+log = structlog.get_logger("keeper")
+
+
+@dataclass(slots=True)
+class Keeper:
+    """Everything a pass needs, started once (checks first, nothing signed before them)."""
+
+    settings: Settings
+    metrics: Metrics
+    dry_run: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    rpc: RpcClient | None = None
+    identity: Identity | None = None
+    executor: Executor | None = None
+    last_success: dict[Task, float] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        self.metrics.build_info.info({"version": __version__})
+        identity = load_identity(self.settings)  # keypair problems stop here, before any I/O
+        self.rpc = rpc_client(self.settings, self.metrics)
+        await check_rpc(self.rpc)
+        await check_program(self.rpc, identity.program_id)
+        self.identity = await resolve_claim(self.rpc, identity, self.settings.claim.nft)
+        role = "market admin" if self.identity.is_admin else "not the market admin"
+        log.info(
+            "keeper started",
+            version=__version__,
+            rpc=self.rpc.redacted_url,
+            program=str(self.identity.program_id),
+            keeper=str(self.identity.keypair.pubkey()),
+            role=role,
+            admin_tasks="on" if self.identity.is_admin else "off (quitAdmin, cleanAdmin need it)",
+            dry_run=self.dry_run,
+        )
+        sender = Sender(
+            self.rpc,
+            fee_payer=self.identity.keypair,
+            program_id=self.identity.program_id,
+            resend_interval_s=self.settings.send.resend_interval_seconds,
+        )
+        self.executor = Executor(
+            self.settings,
+            self.identity,
+            self.metrics,
+            self._scope(),
+            sender,
+            budget.FeeBudget(limit=self.settings.fees.hourly_budget_lamports),
+        )
+
+    async def close(self) -> None:
+        if self.executor is not None:
+            await self.executor.sender.shutdown(self.settings.send.shutdown_deadline_seconds)
+        if self.rpc is not None:
+            await self.rpc.aclose()
+
+    def _scope(self) -> discovery.Scope:
+        assert self.rpc is not None
+        assert self.identity is not None
+        return discovery.Scope(
+            self.rpc, self.identity.program_id, self.settings.rpc.scan_chunk_size
+        )
+
+    def enabled_tasks(self) -> list[Task]:
+        assert self.identity is not None
+        tasks = []
+        if self.settings.quit.enabled and self.identity.is_admin:
+            tasks.append(Task.EXPIRED_RUNS)
+        if self.settings.claim.enabled and self.identity.claim is not None:
+            tasks.append(Task.STOPPED_JOBS)
+        if self.settings.clean.enabled:
+            tasks.append(Task.FINISHED_JOBS)
+        return tasks
+
+    def task_settings(self, task: Task) -> TaskSettings:
+        return {
+            Task.EXPIRED_RUNS: self.settings.quit,
+            Task.STOPPED_JOBS: self.settings.claim,
+            Task.FINISHED_JOBS: self.settings.clean,
+        }[task]
+
+    async def _chain_now(self) -> int:
+        assert self.rpc is not None
+        now = await chain_time(self.rpc)
+        self.metrics.chain_time.set(now.unix_timestamp)
+        self.metrics.chain_time_lag.set(now.lag_behind(time.time()))
+        return now.unix_timestamp
+
+    async def _plan(self, task: Task, now: int) -> tuple[Plan, discovery.Findings]:
+        assert self.identity is not None
+        scope = self._scope()
+        admin = self.identity.is_admin
+        if task is Task.EXPIRED_RUNS:
+            params = expired_runs.ExpiredRunsParams(
+                is_admin=admin, grace_seconds=self.settings.quit.grace_seconds
+            )
+            return await discovery.plan_expired_runs(scope, now, params)
+        if task is Task.STOPPED_JOBS:
+            claim = stopped_jobs.StoppedJobsParams(
+                claim_enabled=self.settings.claim.enabled,
+                identity=self.identity.claim,
+                payer=self.identity.keypair.pubkey(),
+            )
+            return await discovery.plan_stopped_jobs(scope, claim)
+        finished = finished_jobs.FinishedJobsParams(is_admin=admin)
+        return await discovery.plan_finished_jobs(scope, now, finished)
+
+    async def run_task(self, task: Task) -> PassReport:
+        """One pass of ``task``. Errors are logged and counted; they never escape."""
+        report = PassReport(task=str(task))
+        started = time.monotonic()
+        try:
+            await self._pass(task, report)
+        except KeeperError as error:
+            report.errors.append(f"{type(error).__name__}: {error}")
+            self.metrics.scans.labels(task=task, outcome="error").inc()
+            self.metrics.pass_errors.labels(task=task).inc()
+            log.error("pass failed", task=str(task), error=str(error), fix=error.hint)
+        except Exception as error:  # noqa: BLE001 - one task's bug must not stop the others
+            report.errors.append(f"{type(error).__name__}: {error}")
+            self.metrics.scans.labels(task=task, outcome="error").inc()
+            self.metrics.pass_errors.labels(task=task).inc()
+            log.exception("pass crashed", task=str(task))
+        else:
+            self.metrics.scans.labels(task=task, outcome="ok").inc()
+            self.metrics.last_success.labels(task=task).set(time.time())
+            self.last_success[task] = time.monotonic()
+        finally:
+            self.metrics.scan_duration.labels(task=task).observe(time.monotonic() - started)
+        return report
+
+    async def _pass(self, task: Task, report: PassReport) -> None:
+        now = await self._chain_now()
+        plan, findings = await self._plan(task, now)
+        self._record_plan(task, plan, findings, report)
+        if self.dry_run:
+            for line in dry_run_lines(plan):
+                print(line, file=self.out, flush=True)
+            return
+        assert self.executor is not None
+        await self._refresh_balance()
+        await self.executor.execute(plan, report, self.task_settings(task).max_actions_per_pass)
+
+    async def _refresh_balance(self) -> None:
+        assert self.rpc is not None
+        assert self.identity is not None
+        balance = await get_balance(self.rpc, self.identity.keypair.pubkey())
+        self.metrics.balance_lamports.set(balance)
+
+    def _record_plan(
+        self, task: Task, plan: Plan, findings: discovery.Findings, report: PassReport
+    ) -> None:
+        m = self.metrics
+        for kind, count in findings.seen.items():
+            m.accounts_found.labels(task=task, kind=kind).set(count)
+        m.accounts_waiting.labels(task=task).set(len(plan.actions))
+        for action in plan.actions:
+            m.actions_planned.labels(action=action.kind, reason=action.reason).inc()
+        for reason, count in plan.skips.items():
+            m.skips.labels(task=task, reason=reason).inc(count)
+            report.skipped[str(reason)] += count
+        if findings.legacy_jobs is not None:
+            m.legacy_jobs.set(findings.legacy_jobs)
+        if findings.orphan_jobs is not None:
+            m.orphan_jobs.set(findings.orphan_jobs)
+            for orphan in plan.orphans:
+                log.warning("orphan job", task=str(task), account=str(orphan), reason="orphan")
+        report.planned = len(plan.actions)
+        report.orphans = len(plan.orphans)
+        log.info(
+            "pass planned",
+            task=str(task),
+            actions=len(plan.actions),
+            skipped=dict(plan.skips),
+            seen=findings.seen,
+        )
+
+    # -- readiness ---------------------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        async def rpc_ok() -> str | None:
+            assert self.rpc is not None
+            await self.rpc.call("getHealth")
+            return None
+
+        async def balance_ok() -> str | None:
+            assert self.rpc is not None
+            assert self.identity is not None
+            balance = await get_balance(self.rpc, self.identity.keypair.pubkey())
+            floor = self.settings.fees.balance_floor_lamports
+            return None if balance >= floor else f"balance {balance} below floor {floor}"
+
+        checks: dict[str, Callable[[], Awaitable[str | None]]] = {
+            "rpc": rpc_ok,
+            "balance": balance_ok,
+        }
+        for task in self.enabled_tasks():
+            checks[f"task_{task}"] = self._task_check(task)
+        return Readiness(checks)
+
+    def _task_check(self, task: Task) -> Callable[[], Awaitable[str | None]]:
+        limit = self.task_settings(task).interval_seconds * (
+            self.settings.schedule.ready_after_missed_passes
+        )
+        started = time.monotonic()
+
+        async def check() -> str | None:
+            last = self.last_success.get(task)
+            age = time.monotonic() - (last if last is not None else started)
+            if last is None and age < limit:
+                return None  # still within its first intervals
+            return None if age < limit else f"no successful pass for {age:.0f}s"
+
+        return check
+
+
+@dataclass(slots=True)
+class Summary:
+    tasks: dict[str, dict[str, object]]
+    planned: int
+    sent: int
+    confirmed: int
+    failed: int
+    reclaimed_lamports: int
+    fees_lamports: int
+    orphans: int
+    errors: int
+
+    @classmethod
+    def of(cls, reports: list[PassReport]) -> Summary:
+        return cls(
+            tasks={r.task: {**asdict(r), "skipped": dict(r.skipped)} for r in reports},
+            planned=sum(r.planned for r in reports),
+            sent=sum(r.sent for r in reports),
+            confirmed=sum(r.confirmed for r in reports),
+            failed=sum(r.failed for r in reports),
+            reclaimed_lamports=sum(r.reclaimed_lamports for r in reports),
+            fees_lamports=sum(r.fees_lamports for r in reports),
+            orphans=sum(r.orphans for r in reports),
+            errors=sum(len(r.errors) for r in reports),
+        )
+
+    def line(self) -> str:
+        return json.dumps({"summary": asdict(self)}, sort_keys=True)
+
+
+async def run_once(keeper: Keeper) -> Summary:
+    """Every enabled task once (waiting for confirmations)."""
+    await keeper.start()
+    try:
+        reports = [await keeper.run_task(task) for task in keeper.enabled_tasks()]
+    finally:
+        await keeper.close()
+    return Summary.of(reports)
+
+
+async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
+    """The service: a scheduler job per enabled task, metrics and health, until signalled."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await keeper.start()
+    app = build_app(keeper.metrics, keeper.readiness())
+    http, port = await start_http(app, keeper.settings.metrics.host, keeper.settings.metrics.port)
+    log.info("metrics listening", url=f"http://{keeper.settings.metrics.host}:{port}/metrics")
+    scheduler = AsyncIOScheduler()
+    for task in keeper.enabled_tasks():
+        scheduler.add_job(
+            keeper.run_task,
+            "interval",
+            args=[task],
+            seconds=keeper.task_settings(task).interval_seconds,
+            jitter=keeper.settings.schedule.jitter_seconds,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(keeper.task_settings(task).interval_seconds),
+            next_run_time=datetime.now(UTC),  # first pass at once, then every interval
+            id=str(task),
+        )
+    scheduler.start()
+    try:
+        await stop.wait()
+        log.info("shutting down", deadline_s=keeper.settings.send.shutdown_deadline_seconds)
+    finally:
+        scheduler.shutdown(wait=False)
+        await keeper.close()
+        await http.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,120 @@
+"""Fee policy, pure: the unit price, the unit limit, a transaction's fee, spending guards.
+
+Timestamps are the caller's monotonic clock readings; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+LAMPORTS_PER_SIGNATURE: Final = 5_000
+MICRO_LAMPORTS_PER_LAMPORT: Final = 1_000_000
+MAX_UNIT_LIMIT: Final = 1_400_000
+HOUR_SECONDS: Final = 3_600.0
+
+
+class PriceSource(StrEnum):
+    RPC = "rpc"  # a percentile of getRecentPrioritizationFees
+    FLOOR_FALLBACK = "floor_fallback"  # the fee source failed: the configured floor, said loudly
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChoice:
+    micro_lamports: int
+    source: PriceSource
+
+
+def percentile_of(values: Sequence[int], percentile: float) -> int:
+    """Nearest-rank percentile (0 < p <= 100) of a non-empty sequence."""
+    if not values:
+        raise ValueError("no values")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], not {percentile}")
+    ordered = sorted(values)
+    rank = math.ceil(percentile / 100 * len(ordered))
+    return ordered[max(rank, 1) - 1]
+
+
+def choose_unit_price(
+    recent_fees: Sequence[int] | None, *, percentile: float, floor: int, cap: int
+) -> PriceChoice:
+    """The compute-unit price in micro-lamports, within [floor, cap].
+
+    ``recent_fees`` is None when the fee source failed: the floor, marked FLOOR_FALLBACK so
+    logs and metrics say so (zero only if the floor is configured as zero). An empty list
+    (the node knows no recent fees) is a successful answer: the floor, from "rpc".
+    """
+    if floor < 0 or cap < floor:
+        raise ValueError(f"need 0 <= floor <= cap, got floor={floor} cap={cap}")
+    if recent_fees is None:
+        return PriceChoice(floor, PriceSource.FLOOR_FALLBACK)
+    wanted = percentile_of(recent_fees, percentile) if recent_fees else floor
+    return PriceChoice(min(cap, max(floor, wanted)), PriceSource.RPC)
+
+
+def fee_lamports(signatures: int, unit_price: int, unit_limit: int) -> int:
+    """5,000 per signature plus the priority fee ``ceil(price * limit / 1e6)``."""
+    priority = -(-unit_price * unit_limit // MICRO_LAMPORTS_PER_LAMPORT)
+    return LAMPORTS_PER_SIGNATURE * signatures + priority
+
+
+def unit_limit_from_simulation(units: int, margin: float) -> int:
+    """The consumed units plus a ``margin`` fraction (0.1 = 10 %), at most 1.4 M."""
+    if units < 0 or margin < 0:
+        raise ValueError(f"units and margin must be >= 0, got {units}, {margin}")
+    return min(MAX_UNIT_LIMIT, max(1, math.ceil(units * (1 + margin))))
+
+
+def within_tx_cap(fee: int, cap: int) -> bool:
+    """A transaction's fee may not exceed the per-transaction cap."""
+    return fee <= cap
+
+
+def above_balance_floor(balance: int, cost: int, floor: int) -> bool:
+    """Sending ``cost`` lamports (fees and claim rent) keeps the balance at or above ``floor``."""
+    return balance - cost >= floor
+
+
+@dataclass(slots=True)
+class FeeBudget:
+    """A rolling budget: lamports spent within the last ``window_seconds`` stay ≤ ``limit``.
+
+    ``now`` is a monotonic timestamp in seconds from the caller. Count fees and claim
+    rent alike: both leave the keeper's wallet.
+    """
+
+    limit: int
+    window_seconds: float = HOUR_SECONDS
+    _spends: deque[tuple[float, int]] = field(default_factory=deque, init=False, repr=False)
+    _total: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.limit < 0 or self.window_seconds <= 0:
+            raise ValueError(f"need limit >= 0 and a positive window, got {self}")
+
+    def spent(self, now: float) -> int:
+        self._expire(now)
+        return self._total
+
+    def allows(self, now: float, lamports: int) -> bool:
+        return self.spent(now) + lamports <= self.limit
+
+    def spend(self, now: float, lamports: int) -> None:
+        if lamports < 0:
+            raise ValueError(f"cannot spend {lamports} lamports")
+        if self._spends and now < self._spends[-1][0]:
+            raise ValueError("timestamps must not go backwards (use a monotonic clock)")
+        self._expire(now)
+        self._spends.append((now, lamports))
+        self._total += lamports
+
+    def _expire(self, now: float) -> None:
+        while self._spends and self._spends[0][0] <= now - self.window_seconds:
+            self._total -= self._spends.popleft()[1]

@@ -1,0 +1,133 @@
+"""Expired runs: close RunAccounts that outlived their job with ``quitAdmin``.
+
+A run is quit, when the keypair is the market admin, if any of:
+
+1. chain time > run.time + job.timeout + grace (strict; re-read before sending:
+   ``extend`` can raise the timeout while the job runs) -> RUN_TIMED_OUT;
+2. its job account no longer exists -> RUN_JOB_MISSING;
+3. its job is Done (state 2): a run never legitimately outlives its job's finish and can
+   pay out twice, so no grace -> RUN_JOB_DONE.
+
+Left alone: a run whose job is a legacy 232-byte job that is not Done (its timeout is
+unknown), a job with a state byte the program does not write, an account at the job's
+address that is not a job. ``now`` is chain time; there is no clock here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from keeper.program.instructions import MaintenanceInstruction
+from keeper.program.layouts import RUN_RENT_LAMPORTS, JobAccount, RunAccount
+from keeper.program.state import JobState
+from keeper.tasks.plan import ACTION_REASONS, Action, Plan, PlanBuilder, Reason, Task
+from keeper.tasks.views import Absent, Foreign, require
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from solders.pubkey import Pubkey
+
+    from keeper.tasks.views import JobView, RunView
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredRunsParams:
+    """``is_admin``: the keypair is MARKET_ADMIN. ``grace_seconds`` is added to the timeout."""
+
+    is_admin: bool
+    grace_seconds: int = 0
+
+    def __post_init__(self) -> None:
+        if self.grace_seconds < 0:
+            raise ValueError(f"grace_seconds must be >= 0, not {self.grace_seconds}")
+
+
+def verdict(run: RunAccount, job: JobView, now: int, grace_seconds: int) -> Reason:
+    """Why ``run`` would be quit (an action reason) or left alone; admin rights aside."""
+    if isinstance(job, Absent):
+        return Reason.RUN_JOB_MISSING
+    if isinstance(job, Foreign):
+        return Reason.UNDECODABLE
+    if job.state == JobState.DONE:  # also for a legacy job: quitAdmin never loads the job
+        return Reason.RUN_JOB_DONE
+    return _timeout_verdict(run, job, now, grace_seconds)
+
+
+def _timeout_verdict(run: RunAccount, job: JobAccount, now: int, grace_seconds: int) -> Reason:
+    if job.timeout is None:
+        return Reason.LEGACY_LAYOUT  # timeout unknown: never guess
+    if JobState.from_byte(job.state) is None:
+        return Reason.UNKNOWN_STATE
+    # Python ints: no overflow whatever the stored i64 values.
+    if now > run.time + job.timeout + grace_seconds:
+        return Reason.RUN_TIMED_OUT
+    return Reason.RUN_NOT_TIMED_OUT
+
+
+def decide(
+    runs: Sequence[tuple[Pubkey, RunAccount]],
+    jobs: Mapping[Pubkey, JobView],
+    now: int,
+    params: ExpiredRunsParams,
+    *,
+    lamports: Mapping[Pubkey, int] | None = None,
+) -> Plan:
+    """Plan ``quitAdmin`` for the runs that qualify.
+
+    ``jobs`` must hold a view for every run's job (``ABSENT`` when it does not exist: a job
+    that was simply not fetched must never look missing). ``lamports`` are the runs'
+    balances when known (the refund); otherwise the run rent at default rates.
+    """
+    plan = PlanBuilder(Task.EXPIRED_RUNS)
+    for key, run in runs:
+        reason = verdict(run, require(jobs, run.job, "job"), now, params.grace_seconds)
+        if reason not in ACTION_REASONS:
+            plan.skip(reason)
+        elif not params.is_admin:
+            plan.skip(Reason.NOT_ADMIN)
+        else:
+            refund = RUN_RENT_LAMPORTS if lamports is None else lamports.get(key, RUN_RENT_LAMPORTS)
+            plan.act(quit_action(key, run, reason, refund))
+    return plan.build()
+
+
+def quit_action(key: Pubkey, run: RunAccount, reason: Reason, refund: int) -> Action:
+    return Action(
+        kind=MaintenanceInstruction.QUIT_ADMIN,
+        account=key,
+        reason=reason,
+        payer=run.payer,
+        job=run.job,
+        lamports=refund,
+    )
+
+
+def recheck(
+    action: Action,
+    run: RunView | None,
+    job: JobView,
+    now: int,
+    params: ExpiredRunsParams,
+) -> Reason | None:
+    """Re-judge ``action`` on accounts re-read just before sending.
+
+    None: still send. Otherwise the reason to drop it: the run is gone (ALREADY_CLOSED), it
+    no longer matches the action (STATE_CHANGED), or it no longer qualifies (e.g. an
+    ``extend`` raised the timeout: RUN_NOT_TIMED_OUT).
+    """
+    if action.kind is not MaintenanceInstruction.QUIT_ADMIN:
+        raise ValueError(f"expired_runs cannot recheck a {action.kind} action")
+    if run is None or isinstance(run, Absent):
+        return Reason.ALREADY_CLOSED
+    if isinstance(run, Foreign):
+        return Reason.UNDECODABLE
+    if run.payer != action.payer or run.job != action.job:
+        return Reason.STATE_CHANGED
+    reason = verdict(run, job, now, params.grace_seconds)
+    if reason not in ACTION_REASONS:
+        return reason
+    if not params.is_admin:
+        return Reason.NOT_ADMIN
+    return None

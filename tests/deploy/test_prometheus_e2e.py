@@ -1,0 +1,235 @@
+"""End to end: a real Prometheus server (Debian's package, via scripts/install-tools.sh) on
+127.0.0.1 scrapes a keeper's /metrics every second with the alert rules loaded; then EVERY
+dashboard panel query and EVERY alert expression is evaluated through /api/v1/query. Each
+must parse; each panel query must return data; every rule must evaluate without error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+from deploy_tools import RULES, concrete, dashboard, load_yaml, panels, rule_alerts, tool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from keeper.service.metrics import Metrics, new_metrics
+
+JOB = "nosana-keeper"  # the scrape job; the dashboard's $job is set to it (deploy_tools)
+TASKS = ("expired_runs", "stopped_jobs", "finished_jobs")
+ACTIONS = {  # action -> the reason it is taken for (keeper.tasks.plan.Reason values)
+    "quitAdmin": "run_timed_out",
+    "claim": "job_stopped",
+    "clean": "job_expired",
+    "cleanAdmin": "market_gone",
+}
+RPC_METHODS = ("getProgramAccounts", "getMultipleAccounts", "sendTransaction", "getBalance")
+SCRAPES_BEFORE_QUERYING = 6
+DEADLINE_SECONDS = 60.0
+
+
+# --------------------------------------------------------------------------- the keeper
+# STAND-IN: until `nosana-keeper run` exists, this serves a real keeper metrics registry
+# (keeper.service.metrics.new_metrics) filled with representative samples, and advances them on
+# every scrape as a busy keeper would. The lead replaces start_keeper_for_e2e() with the real
+# `nosana-keeper run` against the local chain's demo world (`nosana-keeper localnet --world
+# demo`), yielding the same "127.0.0.1:<metrics port>" target; nothing else here changes.
+
+
+def _advance(metrics: Metrics, step: int) -> None:
+    """One scrape interval of a busy keeper: every metric moves, every label seen."""
+    now = time.time()
+    metrics.chain_time.set(now - 1.5)
+    metrics.chain_time_lag.set(1.5)
+    metrics.balance_lamports.set(2_000_000_000 - 5_000 * step)
+    metrics.priority_fee.set(1_000 + step)
+    metrics.orphan_jobs.set(3)
+    metrics.legacy_jobs.set(12)
+    metrics.fees_paid_lamports.inc(5_000)
+    metrics.claim_rent_lamports.inc(1_200_000)
+    metrics.confirmation_latency.observe(1.2 + (step % 5) * 0.4)
+    if step % 3 == 0:
+        metrics.priority_fee_fallbacks.inc()
+    for cause in ("balance_floor", "fee_budget"):
+        metrics.sending_paused.labels(cause=cause).set(0)
+    for i, task in enumerate(TASKS):
+        metrics.scans.labels(task=task, outcome="ok").inc()
+        metrics.scan_duration.labels(task=task).observe(0.4 + i)
+        metrics.accounts_found.labels(task=task, kind="job").set(1_000 + 10 * i)
+        metrics.accounts_waiting.labels(task=task).set(40 + step + i)
+        metrics.skips.labels(task=task, reason="not_expired").inc(7)
+        metrics.last_success.labels(task=task).set(now - i)
+    metrics.scans.labels(task="finished_jobs", outcome="error").inc(step % 2)
+    metrics.pass_errors.labels(task="finished_jobs").inc(step % 2)
+    for action, reason in ACTIONS.items():
+        metrics.actions_planned.labels(action=action, reason=reason).inc(20)
+        metrics.actions_sent.labels(action=action).inc(20)
+        metrics.actions_confirmed.labels(action=action, reason=reason).inc(19)
+        metrics.actions_failed.labels(action=action, reason="already_closed").inc(1)
+        metrics.instructions_per_transaction.labels(action=action).observe(19)
+        metrics.transaction_density_ratio.labels(action=action).set(19 / 21)
+        metrics.reclaimed_lamports.labels(action=action).inc(19 * 3_000_000)
+    for outcome in ("confirmed", "expired", "failed"):
+        metrics.transactions.labels(outcome=outcome).inc(3 if outcome == "confirmed" else 1)
+    for method in RPC_METHODS:
+        metrics.rpc_requests.labels(method=method, outcome="ok").inc(10)
+        metrics.rpc_requests.labels(method=method, outcome="error").inc(step % 2)
+        metrics.rpc_latency.labels(method=method).observe(0.08 + 0.01 * step)
+
+
+@contextlib.asynccontextmanager
+async def start_keeper_for_e2e() -> AsyncIterator[str]:
+    """STAND-IN for the real keeper (see above): yields its scrape target, host:port."""
+    metrics = new_metrics()
+    metrics.build_info.info({"version": "0.1.0"})
+    scrapes = 0
+
+    async def serve_metrics(_request: web.Request) -> web.Response:
+        nonlocal scrapes
+        scrapes += 1
+        _advance(metrics, scrapes)
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", serve_metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = _free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+# --------------------------------------------------------------------------- prometheus
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def start_prometheus(target: str, workdir: Path) -> AsyncIterator[str]:
+    """A real Prometheus on loopback scraping `target` every second; yields its base URL."""
+    binary = tool("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
+            {
+                "job_name": JOB,
+                # As the Kubernetes service discovery would label a pod.
+                "static_configs": [{"targets": [target], "labels": {"namespace": "nosana"}}],
+            }
+        ],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    log = (workdir / "prometheus.log").open("w")
+    process = await asyncio.create_subprocess_exec(
+        str(binary),
+        f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        log.close()
+
+
+async def _query(session: aiohttp.ClientSession, base: str, expr: str) -> dict[str, Any]:
+    async with session.get(f"{base}/api/v1/query", params={"query": expr}) as response:
+        body: dict[str, Any] = await response.json(content_type=None)
+        return body
+
+
+async def _wait_for(session: aiohttp.ClientSession, base: str, log: Path) -> None:
+    """Until Prometheus is ready, has scraped enough and has evaluated every rule."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_SECONDS
+    while loop.time() < deadline:
+        await asyncio.sleep(0.5)
+        try:
+            scraped = await _query(session, base, f'count_over_time(up{{job="{JOB}"}}[1m])')
+            async with session.get(f"{base}/api/v1/rules") as response:
+                rules = (await response.json())["data"]["groups"]
+        except (aiohttp.ClientError, KeyError):
+            continue
+        samples = scraped.get("data", {}).get("result", [])
+        evaluated = rules and all(
+            r["lastEvaluation"] > "1970-01-02" for g in rules for r in g["rules"]
+        )
+        if samples and float(samples[0]["value"][1]) >= SCRAPES_BEFORE_QUERYING and evaluated:
+            return
+    pytest.fail(f"Prometheus did not scrape and evaluate in time:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+async def prometheus(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    async with (
+        start_keeper_for_e2e() as target,
+        start_prometheus(target, tmp_path) as base,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+    ):
+        await _wait_for(session, base, tmp_path / "prometheus.log")
+        yield session, base
+
+
+async def test_every_panel_and_alert_evaluates_against_a_real_prometheus(
+    prometheus: tuple[aiohttp.ClientSession, str],
+) -> None:
+    session, base = prometheus
+    problems: list[str] = []
+
+    for panel in panels(dashboard()):
+        for target in panel["targets"]:
+            answer = await _query(session, base, concrete(target["expr"]))
+            where = f"panel {panel['title']!r} {target['refId']}"
+            if answer["status"] != "success":
+                problems.append(f"{where}: {answer.get('error')}")
+            elif not answer["data"]["result"]:
+                problems.append(f"{where}: no data")
+
+    for alert in rule_alerts(load_yaml(RULES)):
+        answer = await _query(session, base, alert["expr"])
+        if answer["status"] != "success":
+            problems.append(f"alert {alert['alert']}: {answer.get('error')}")
+
+    async with session.get(f"{base}/api/v1/rules") as response:
+        groups = (await response.json())["data"]["groups"]
+    loaded = {r["name"]: r for g in groups for r in g["rules"]}
+    assert set(loaded) == {a["alert"] for a in rule_alerts(load_yaml(RULES))}
+    problems += [
+        f"rule {name}: {rule.get('lastError')}"
+        for name, rule in loaded.items()
+        if rule["health"] != "ok"
+    ]
+    assert problems == [], "\n".join(problems)
+
+    # The checks above can fail: a typo'd metric has no data, bad syntax does not parse.
+    assert (await _query(session, base, "nosana_keeper_balance_lamport"))["data"]["result"] == []
+    broken = await _query(session, base, "sum by (task (nosana_keeper_accounts_waiting)")
+    assert broken["status"] == "error"
+
