@@ -219,10 +219,10 @@ class RpcClient:
         """
         body = self._body(method, params)
         timeout = httpx.Timeout(self.timeout_s, read=read_timeout_s or self.timeout_s)
-        response: httpx.Response = await self._retrying(method)(
+        opened: tuple[httpx.Response, float] = await self._retrying(method)(
             self._open_stream, method, body, timeout
         )
-        started = asyncio.get_running_loop().time()
+        response, started = opened
         try:
             yield self._chunks(method, response)
         except KeeperError as error:
@@ -255,7 +255,10 @@ class RpcClient:
             reraise=True,
         )
 
-    async def _open_stream(self, method: str, body: bytes, limits: httpx.Timeout) -> httpx.Response:
+    async def _open_stream(
+        self, method: str, body: bytes, limits: httpx.Timeout
+    ) -> tuple[httpx.Response, float]:
+        """One attempt at opening the stream: the response and when the attempt began."""
         async with self.limiter:
             started = asyncio.get_running_loop().time()
             request = self._http.build_request("POST", self._url, content=body, timeout=limits)
@@ -266,7 +269,7 @@ class RpcClient:
                 self._observe(method, outcome_of(mapped), started)
                 raise mapped from error
             if response.status_code == HTTP_OK:
-                return response
+                return response, started
             try:
                 await response.aread()
                 self._result(method, response)  # raises the typed error for this status

@@ -24,12 +24,7 @@ if TYPE_CHECKING:
 
 Rows = npt.NDArray[np.intp]
 _INITIAL_CAPACITY: Final = 16
-_WORD_DTYPES: Final = {
-    8: np.dtype("<u8"),
-    4: np.dtype("<u4"),
-    2: np.dtype("<u2"),
-    1: np.dtype("u1"),
-}
+_WORD_DTYPES: Final[dict[int, str]] = {8: "<u8", 4: "<u4", 2: "<u2", 1: "u1"}
 # Gather candidate rows when they are under 1/8 of the table; else scan the column.
 _GATHER_FRACTION: Final = 8
 
@@ -187,12 +182,14 @@ class AccountTable:
         end = offset + len(word)
         if rows is not None and len(rows) * _GATHER_FRACTION <= self.size:
             gathered = self.data[rows, offset:end]  # few candidates: gather them
-            return rows[gathered.view(dtype)[:, 0] == value]
+            kept: Rows = rows[gathered.view(dtype)[:, 0] == value]
+            return kept
         # Many candidates: one strided pass over the column beats gathering rows.
         matches = self.data[: self.size, offset:end].view(dtype)[:, 0] == value
         if rows is None:
             return np.flatnonzero(matches & self.live[: self.size])
-        return rows[matches[rows]]
+        narrowed: Rows = rows[matches[rows]]
+        return narrowed
 
     def selection(self, rows: Rows, data_slice: DataSlice | None) -> Selection:
         if data_slice is None:

@@ -47,14 +47,25 @@ GRACE_SECONDS: Final = 300  # the keeper's default quitAdmin grace
 QUEUED, DONE, STOPPED = JobState.QUEUED, JobState.DONE, JobState.STOPPED
 
 
-def build_empty(*, seed: int = 0, unix_timestamp: int = DEFAULT_CHAIN_TIME) -> World:
+def build_empty(
+    *, seed: int = 0, unix_timestamp: int = DEFAULT_CHAIN_TIME, market_admin: Pubkey | None = None
+) -> World:
     """Just the programs and the keeper's funded wallet."""
-    return WorldBuilder(name="empty", seed=seed, unix_timestamp=unix_timestamp).build()
+    return WorldBuilder(
+        name="empty", seed=seed, unix_timestamp=unix_timestamp, market_admin=market_admin
+    ).build()
 
 
-def build_demo(*, seed: int = 0, unix_timestamp: int = DEFAULT_CHAIN_TIME) -> World:
-    """Every case, labelled with the keeper's expected outcome (about 60 accounts)."""
-    b = WorldBuilder(name="demo", seed=seed, unix_timestamp=unix_timestamp)
+def build_demo(
+    *, seed: int = 0, unix_timestamp: int = DEFAULT_CHAIN_TIME, market_admin: Pubkey | None = None
+) -> World:
+    """Every case, labelled with the keeper's expected outcome (about 60 accounts).
+
+    ``market_admin``: another MARKET_ADMIN than the keeper (to rehearse a non-admin keeper).
+    """
+    b = WorldBuilder(
+        name="demo", seed=seed, unix_timestamp=unix_timestamp, market_admin=market_admin
+    )
     markets = _demo_markets(b)
     _demo_runs(b, markets)
     _demo_stopped_jobs(b, markets)

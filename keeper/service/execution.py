@@ -40,6 +40,9 @@ from keeper.tasks.views import ABSENT, JobView
 
 log = structlog.get_logger("keeper")
 
+# A batch is rebuilt at most this often in one pass (after expiry or a competitor close).
+SEND_ATTEMPTS = 3
+
 
 @dataclass(slots=True)
 class PassReport:
@@ -111,9 +114,15 @@ class Executor:
     async def _send_batch(self, plan: Plan, batch: Batch, report: PassReport) -> None:
         self._busy.update(batch.targets)  # never two in-flight transactions on one account
         try:
-            keep = await self._recheck(batch.actions, report)
-            if keep and await self._guards_allow(keep, report):
-                await self._send(plan, keep, report)
+            pending = list(batch.actions)
+            for attempt in range(1, SEND_ATTEMPTS + 1):
+                # Re-read and re-judge before every (re)build: the chain moved meanwhile.
+                keep = await self._recheck(pending, report)
+                if not keep or not await self._guards_allow(keep, report):
+                    return
+                pending = await self._send(plan, keep, report, final=attempt == SEND_ATTEMPTS)
+                if not pending:
+                    return
         finally:
             self._busy.difference_update(batch.targets)
 
@@ -241,7 +250,10 @@ class Executor:
             signers.append(node)
         return instructions, signers
 
-    async def _send(self, plan: Plan, actions: list[Action], report: PassReport) -> None:
+    async def _send(
+        self, plan: Plan, actions: list[Action], report: PassReport, *, final: bool
+    ) -> list[Action]:
+        """Send ``actions`` in one transaction; returns those worth re-checking and resending."""
         instructions, signers = self._instructions(actions)
         price = await self._unit_price(actions)
         result = await self.sender.execute(
@@ -251,33 +263,57 @@ class Executor:
             unit_limit_margin=self.settings.send.unit_limit_margin,
             max_fee_lamports=self.settings.fees.max_fee_per_transaction_lamports,
         )
-        self._account(plan, actions, result, report)
+        retry = [] if final else self._retryable(actions, result, report)
+        self._account(plan, actions, result, report, retrying=set(retry))
+        return [actions[i] for i in retry]
+
+    def _retryable(
+        self, actions: list[Action], result: BatchResult, report: PassReport
+    ) -> list[int]:
+        """Indices worth re-checking and resending: all of an expired transaction; of one that
+        landed but failed because another party closed a target first (3012), all but that
+        target (a skip) — the program rolled the rest back."""
+        if result.outcome is SendOutcome.EXPIRED:
+            log.warning("blockhash expired before landing: re-checking", actions=len(actions))
+            return list(result.kept)
+        failure = result.failure
+        if result.outcome is SendOutcome.FAILED and failure is not None and failure.already_closed:
+            if failure.index is not None and failure.index in result.kept:
+                self._skip(actions[failure.index], Reason.ALREADY_CLOSED, report)
+                return [i for i in result.kept if i != failure.index]
+        return []
+
+    def _charge(self, actions: list[Action], result: BatchResult, report: PassReport) -> None:
+        paid = result.fee_paid_lamports
+        rent = 0
+        if result.outcome is SendOutcome.CONFIRMED:
+            rent = sum(-actions[i].lamports for i in result.kept if actions[i].lamports < 0)
+        if paid or rent:
+            self.budget.spend(self.monotonic(), paid + rent)
+        self.metrics.fees_paid_lamports.inc(paid)
+        self.metrics.transactions.labels(outcome=result.outcome).inc()
+        report.fees_lamports += paid
+        if result.signature is not None:
+            report.transactions += 1
 
     def _account(
-        self, plan: Plan, actions: list[Action], result: BatchResult, report: PassReport
+        self,
+        plan: Plan,
+        actions: list[Action],
+        result: BatchResult,
+        report: PassReport,
+        *,
+        retrying: set[int],
     ) -> None:
         m = self.metrics
-        m.transactions.labels(outcome=result.outcome).inc()
-        paid = result.fee_paid_lamports
-        rent = sum(
-            -a.lamports for i, a in enumerate(actions) if i in result.kept and a.lamports < 0
-        )
-        if paid or (result.outcome is SendOutcome.CONFIRMED and rent):
-            self.budget.spend(
-                self.monotonic(), paid + (rent if result.outcome is SendOutcome.CONFIRMED else 0)
-            )
-        m.fees_paid_lamports.inc(paid)
-        report.fees_lamports += paid
+        self._charge(actions, result, report)
         for index, fault in result.dropped.items():
-            action = actions[index]
             if fault.already_closed:
-                self._skip(action, Reason.ALREADY_CLOSED, report)
+                self._skip(actions[index], Reason.ALREADY_CLOSED, report)
             else:
-                name = fault.names[0] if len(fault.names) == 1 else "simulation_rejected"
-                self._fail(action, "simulation_rejected", report, detail=name)
+                name = "/".join(fault.names) or "unknown"
+                self._fail(actions[index], "simulation_rejected", report, detail=name)
         kept = [actions[i] for i in result.kept]
-        if result.landed or result.outcome is not SendOutcome.ALL_DROPPED:
-            report.transactions += 1 if result.signature else 0
         if result.signature is not None and kept:
             m.instructions_per_transaction.labels(action=kept[0].kind).observe(len(kept))
             for action in kept:
@@ -288,9 +324,14 @@ class Executor:
                 m.confirmation_latency.observe(result.confirmation_seconds)
             for action in kept:
                 self._confirmed(plan, action, result, report)
-        elif kept:
-            for action in kept:
-                self._fail(action, str(result.outcome), report, detail=result.error or "")
+            return
+        failure = result.failure
+        for index in result.kept:
+            if index in retrying or (
+                failure is not None and failure.index == index and failure.already_closed
+            ):
+                continue
+            self._fail(actions[index], str(result.outcome), report, detail=result.error or "")
 
     def _confirmed(
         self, plan: Plan, action: Action, result: BatchResult, report: PassReport

@@ -286,8 +286,8 @@ class Summary:
 
 async def run_once(keeper: Keeper) -> Summary:
     """Every enabled task once (waiting for confirmations)."""
-    await keeper.start()
     try:
+        await keeper.start()
         reports = [await keeper.run_task(task) for task in keeper.enabled_tasks()]
     finally:
         await keeper.close()
@@ -300,7 +300,11 @@ async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await keeper.start()
+    try:
+        await keeper.start()
+    except BaseException:
+        await keeper.close()
+        raise
     app = build_app(keeper.metrics, keeper.readiness())
     http, port = await start_http(app, keeper.settings.metrics.host, keeper.settings.metrics.port)
     log.info("metrics listening", url=f"http://{keeper.settings.metrics.host}:{port}/metrics")

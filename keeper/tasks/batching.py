@@ -29,6 +29,7 @@ from keeper.tasks.txsize import (
     MAX_TRANSACTION_BYTES,
     SIGNATURE_BYTES,
     Draft,
+    TxVersion,
     instruction_bytes,
     measure,
 )
@@ -66,7 +67,8 @@ class PackLimits:
     )
     budget_units: int = BUDGET_INSTRUCTION_UNITS
     max_instructions: int | None = None
-    lookahead: int = 64
+    lookahead: int = 16
+    version: TxVersion = "legacy"  # as the sender compiles it: v0 costs 2 more bytes
 
     def units(self, kind: MaintenanceInstruction) -> int:
         return self.compute_units.get(kind, DEFAULT_COMPUTE_UNITS[kind])
@@ -206,7 +208,7 @@ class _Packer:
         return instruction_bytes(ix) + KEY_BYTES + run_signer
 
     def _empty(self) -> Draft:
-        draft = Draft(self.signing.fee_payer)
+        draft = Draft(self.signing.fee_payer, self.limits.version)
         for ix in self.budget:
             draft.add(ix)
         return draft
@@ -261,7 +263,8 @@ class _Packer:
         taken[index] = True
 
     def _measure(self, built: Sequence[Instruction], indices: list[int]) -> tuple[int, int]:
-        return measure([*self.budget, *(built[i] for i in indices)], self.signing.fee_payer)
+        instructions = [*self.budget, *(built[i] for i in indices)]
+        return measure(instructions, self.signing.fee_payer, self.limits.version)
 
     def _seal(
         self,

@@ -9,6 +9,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ def unit_limit_from_simulation(units: int, margin: float) -> int:
     """The consumed units plus a ``margin`` fraction (0.1 = 10 %), at most 1.4 M."""
     if units < 0 or margin < 0:
         raise ValueError(f"units and margin must be >= 0, got {units}, {margin}")
-    return min(MAX_UNIT_LIMIT, max(1, math.ceil(units * (1 + margin))))
+    # Decimal reading of the margin: 100,000 with 0.1 is 110,000, not float's 110,001.
+    return min(MAX_UNIT_LIMIT, max(1, math.ceil(units * (1 + Fraction(str(margin))))))
 
 
 def within_tx_cap(fee: int, cap: int) -> bool:

@@ -118,7 +118,7 @@ def _least_transactions(
     signing: Signing,
     limits: PackLimits,
 ) -> int:
-    base = Draft(signing.fee_payer)
+    base = Draft(signing.fee_payer, limits.version)
     for ix in budget_instructions(limits):
         base.add(ix)
     keys = [{meta.pubkey for meta in ix.accounts} | {ix.program_id} for ix in ixs]

@@ -153,7 +153,7 @@ def decide_market(  # noqa: PLR0913 - one market's batch: records, keys, market,
     time_end) of a scan filtered on this market and the 240-byte layout
     (``filters.jobs_in_state_of_market``); ``keys``: the job addresses in the same order,
     an ``(n, 32)`` uint8 array or a sequence of 32-byte strings; ``lamports``: the
-    accounts' balances when known. Memory beyond the inputs is one boolean per record and
+    accounts' balances when known. Memory beyond the inputs is a few booleans per record and
     one Action per due job.
     """
     count = len(records)
@@ -162,6 +162,9 @@ def decide_market(  # noqa: PLR0913 - one market's batch: records, keys, market,
     states = records["state"]
     done = states == JobState.DONE
     _count_not_done(plan, states, done)
+    own = _of_market(records, market_key)
+    plan.skip(Reason.MARKET_MISMATCH, int(np.count_nonzero(done & ~own)))
+    done &= own
     if isinstance(market, MarketAccount):
         due = done & expired_mask(records["time_end"], market.job_expiration, now)
         plan.skip(Reason.NOT_EXPIRED, int(np.count_nonzero(done)) - int(np.count_nonzero(due)))
@@ -208,6 +211,15 @@ def _count_not_done(
     known = np.isin(states, [JobState.QUEUED, JobState.STOPPED])
     plan.skip(Reason.STATE_CHANGED, int(np.count_nonzero(known)))
     plan.skip(Reason.UNKNOWN_STATE, int(np.count_nonzero(~known & ~done)))
+
+
+def _of_market(records: StructArray, market_key: Pubkey) -> npt.NDArray[np.bool_]:
+    """Rows of ``market_key``. Records from a wider slice carry the market field: rows of
+    another market are refused (``clean`` always goes with the job's own market).
+    Otherwise the scan's market filter vouches for every row."""
+    if "market" not in (records.dtype.names or ()):
+        return np.ones(len(records), dtype=np.bool_)
+    return np.asarray(records["market"] == np.void(bytes(market_key)), dtype=np.bool_)
 
 
 def _key_bytes(keys: npt.NDArray[np.uint8] | Sequence[bytes], index: int) -> bytes:

@@ -5,17 +5,19 @@ Layout (no lookup tables): ``shortvec(#sigs) + 64·#sigs`` then the message:
 ``shortvec(#ixs)`` and per instruction ``1 (program index) + shortvec(#accounts) +
 #accounts + shortvec(len(data)) + len(data)``. ``Draft`` adds instructions one at a time
 with exact arithmetic; ``measure`` builds the real solders Transaction (placeholder
-blockhash, empty signatures) and counts its bytes, the authority on every batch.
+blockhash, empty signatures) and counts its bytes, the authority on every batch. A v0
+message (no lookup tables) is 2 bytes longer: its version prefix and an empty table list.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from solders.hash import Hash
-from solders.message import Message
-from solders.transaction import Transaction
+from solders.message import Message, MessageV0
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,6 +32,8 @@ _HEADER_BYTES: Final = 3
 _BLOCKHASH_BYTES: Final = 32
 _SHORTVEC_ONE_BYTE: Final = 0x80
 _SHORTVEC_TWO_BYTES: Final = 0x4000
+TxVersion = Literal["legacy", "v0"]
+V0_EXTRA_BYTES: Final = 2  # version prefix + an empty address-table-lookup list
 
 
 def shortvec_len(value: int) -> int:
@@ -50,6 +54,7 @@ class Draft:
     """A transaction being filled: its distinct keys, signers and instruction bytes."""
 
     fee_payer: Pubkey
+    version: TxVersion = "legacy"
     keys: set[Pubkey] = field(default_factory=set)
     signers: set[Pubkey] = field(default_factory=set)
     instructions: list[Instruction] = field(default_factory=list)
@@ -70,12 +75,13 @@ class Draft:
         for ix in extra:
             _collect(ix, new_keys, new_signers)
             ix_bytes += instruction_bytes(ix)
-        return _total(
+        size = _total(
             len(self.signers) + len(new_signers - self.signers),
             len(self.keys) + len(new_keys - self.keys),
             len(self.instructions) + len(extra),
             ix_bytes,
         )
+        return size + (V0_EXTRA_BYTES if self.version == "v0" else 0)
 
     def add(self, ix: Instruction) -> None:
         _collect(ix, self.keys, self.signers)
@@ -104,8 +110,15 @@ def _total(signatures: int, keys: int, instructions: int, ix_bytes: int) -> int:
     )
 
 
-def measure(instructions: Sequence[Instruction], fee_payer: Pubkey) -> tuple[int, int]:
-    """(serialized bytes, signatures) of the real legacy Transaction, placeholder blockhash."""
-    message = Message.new_with_blockhash(list(instructions), fee_payer, Hash.default())
-    transaction = Transaction.new_unsigned(message)
-    return len(bytes(transaction)), message.header.num_required_signatures
+def measure(
+    instructions: Sequence[Instruction], fee_payer: Pubkey, version: TxVersion = "legacy"
+) -> tuple[int, int]:
+    """(serialized bytes, signatures) of the real transaction, placeholder blockhash."""
+    message: Message | MessageV0
+    if version == "legacy":
+        message = Message.new_with_blockhash(list(instructions), fee_payer, Hash.default())
+    else:
+        message = MessageV0.try_compile(fee_payer, list(instructions), [], Hash.default())
+    signatures = message.header.num_required_signatures
+    transaction = VersionedTransaction.populate(message, [Signature.default()] * signatures)
+    return len(bytes(transaction)), signatures

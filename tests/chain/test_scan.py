@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import based58
 import numpy as np
 import pytest
-from fake_rpc import FakeRpc, Http, RpcFailure, Stream
+from fake_rpc import FakeRpc, Http, RpcFailure, SleepRecorder, Stream
 from solders.pubkey import Pubkey
 
 from keeper.chain.rpc import RpcCallError, RpcClient
@@ -218,3 +218,27 @@ async def test_a_result_that_is_not_a_list_is_a_response_error(
 async def test_chunk_size_must_be_positive(rpc: RpcClient) -> None:
     with pytest.raises(ValueError, match="chunk_size"):
         await collect(rpc, chunk_size=0)
+
+
+async def test_the_observer_sees_one_entry_per_stream(fake: FakeRpc) -> None:
+    seen: list[tuple[str, str]] = []
+
+    class Observer:
+        def request_done(self, method: str, outcome: str, seconds: float) -> None:
+            seen.append((method, outcome))
+
+    fake.queue(
+        "getProgramAccounts",
+        Http(503),
+        Stream(body((key_of(i), bytes(8)) for i in range(10))),
+        RpcFailure(-32602, "bad filter"),
+    )
+    async with RpcClient(fake.url, observer=Observer(), sleep=SleepRecorder()) as rpc:
+        await collect(rpc)
+        with pytest.raises(RpcCallError):
+            await collect(rpc)
+    assert seen == [
+        ("getProgramAccounts", "server_error"),
+        ("getProgramAccounts", "ok"),
+        ("getProgramAccounts", "rpc_error"),
+    ]

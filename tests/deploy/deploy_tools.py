@@ -50,11 +50,13 @@ def tool(name: str) -> Path:
 
 
 def run(args: Sequence[str | Path], *, check: bool = True, cwd: Path | None = None) -> str:
-    done = subprocess.run(  # noqa: S603 - fixed tool paths and arguments from the tests
+    done = subprocess.run(
         [str(a) for a in args], capture_output=True, text=True, check=False, cwd=cwd, timeout=120
     )
     if check and done.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, args))} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+        pytest.fail(
+            f"{' '.join(map(str, args))} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+        )
     return done.stdout + done.stderr if not check else done.stdout
 
 

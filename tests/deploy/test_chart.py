@@ -133,7 +133,9 @@ def test_operator_objects_are_consistent(helm: Path, tmp_path: Path) -> None:
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
-    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [service["spec"]["ports"][0]["name"]]
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [
+        service["spec"]["ports"][0]["name"]
+    ]
     assert monitor["spec"]["namespaceSelector"]["matchNames"] == [service["metadata"]["namespace"]]
 
     rule = one(manifests, "PrometheusRule")
@@ -260,7 +262,7 @@ def config_schema() -> dict[str, Any]:
             out["properties"] = {k: inline(v) for k, v in node["properties"].items()}
         return out
 
-    schema = inline(raw)
+    schema: dict[str, Any] = inline(raw)
     schema["properties"].pop("keypair")  # the chart mounts it and sets KEEPER_KEYPAIR
     schema["properties"]["metrics"]["properties"]["port"]["minimum"] = 1  # a pod: fixed port
     schema["additionalProperties"] = False
@@ -289,12 +291,25 @@ def test_values_schema_config_is_the_settings_model() -> None:
 def test_every_object_in_the_schema_is_closed() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     open_objects = {
-        "strategy.rollingUpdate", "serviceAccount.annotations", "deploymentAnnotations",
-        "podLabels", "podAnnotations", "podSecurityContext", "securityContext", "resources",
-        "livenessProbe", "readinessProbe", "nodeSelector", "affinity", "service.annotations",
-        "serviceMonitor.additionalLabels", "prometheusRule.additionalLabels",
-        "prometheusRule.alertLabels", "dashboard.sidecarLabel", "dashboard.annotations",
-    }  # fmt: skip
+        "strategy.rollingUpdate",
+        "serviceAccount.annotations",
+        "deploymentAnnotations",
+        "podLabels",
+        "podAnnotations",
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "nodeSelector",
+        "affinity",
+        "service.annotations",
+        "serviceMonitor.additionalLabels",
+        "prometheusRule.additionalLabels",
+        "prometheusRule.alertLabels",
+        "dashboard.sidecarLabel",
+        "dashboard.annotations",
+    }
 
     def walk(node: dict[str, Any], path: str) -> list[str]:
         found = []
@@ -331,10 +346,16 @@ def test_schema_rejects_bad_values(helm: Path, setting: str, complaint: str) -> 
 
 
 def _notes(helm: Path, values: tuple[Path, ...]) -> str:
-    out = run(
-        [helm, "install", "keeper", CHART, "--namespace", "nosana", "--dry-run=client"]
-        + helm_args(values)
-    )
+    install: list[str | Path] = [
+        helm,
+        "install",
+        "keeper",
+        CHART,
+        "--namespace",
+        "nosana",
+        "--dry-run=client",
+    ]
+    out = run([*install, *helm_args(values)])
     return out.split("NOTES:\n", 1)[1]
 
 
@@ -391,7 +412,9 @@ def test_notes_warn_about_dry_run_without_a_keypair(helm: Path) -> None:
 
 def _documented_keys() -> list[str]:
     """Key paths of values.yaml with a helm-docs `# --` comment."""
-    keys, stack, pending = [], [], False
+    keys: list[str] = []
+    stack: list[str] = []
+    pending = False
     for line in (CHART / "values.yaml").read_text().splitlines():
         stripped = line.strip()
         if stripped.startswith("# --"):

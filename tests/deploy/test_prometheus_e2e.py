@@ -31,7 +31,7 @@ ACTIONS = {  # action -> the reason it is taken for (keeper.tasks.plan.Reason va
     "cleanAdmin": "market_gone",
 }
 RPC_METHODS = ("getProgramAccounts", "getMultipleAccounts", "sendTransaction", "getBalance")
-SCRAPES_BEFORE_QUERYING = 6
+SCRAPES_BEFORE_QUERYING = 4
 DEADLINE_SECONDS = 60.0
 
 
@@ -183,7 +183,8 @@ async def _wait_for(session: aiohttp.ClientSession, base: str, log: Path) -> Non
         )
         if samples and float(samples[0]["value"][1]) >= SCRAPES_BEFORE_QUERYING and evaluated:
             return
-    pytest.fail(f"Prometheus did not scrape and evaluate in time:\n{log.read_text()[-3000:]}")
+    output = await asyncio.to_thread(log.read_text)
+    pytest.fail(f"Prometheus did not scrape and evaluate in time:\n{output[-3000:]}")
 
 
 @pytest.fixture
@@ -232,4 +233,3 @@ async def test_every_panel_and_alert_evaluates_against_a_real_prometheus(
     assert (await _query(session, base, "nosana_keeper_balance_lamport"))["data"]["result"] == []
     broken = await _query(session, base, "sum by (task (nosana_keeper_accounts_waiting)")
     assert broken["status"] == "error"
-

@@ -46,7 +46,14 @@ def helm() -> Path:
 
 def _rendered_rules_text(helm: Path, sets: list[str] | None = None) -> str:
     """The PrometheusRule's spec as rule-file text (block scalars kept, two spaces dedented)."""
-    args = [helm, "template", "nosana-keeper", CHART, "--show-only", "templates/prometheusrule.yaml"]
+    args: list[str | Path] = [
+        helm,
+        "template",
+        "nosana-keeper",
+        CHART,
+        "--show-only",
+        "templates/prometheusrule.yaml",
+    ]
     out = run([*args, *helm_args(sets=["prometheusRule.enabled=true", *(sets or [])])])
     spec = out.split("\nspec:\n", 1)[1]
     return "".join(line.removeprefix("  ") for line in spec.splitlines(keepends=True))

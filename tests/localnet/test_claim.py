@@ -14,7 +14,12 @@ from keeper.localnet.model import Account
 from keeper.localnet.sandbox import Outcome, Sandbox
 from keeper.localnet.spl import TokenAccount, encode_token_account
 from keeper.program import instructions as ix
-from keeper.program.ids import METAPLEX_METADATA_PROGRAM, STAKING_PROGRAM, SYSTEM_PROGRAM, TOKEN_PROGRAM
+from keeper.program.ids import (
+    METAPLEX_METADATA_PROGRAM,
+    STAKING_PROGRAM,
+    SYSTEM_PROGRAM,
+    TOKEN_PROGRAM,
+)
 from keeper.program.layouts import RUN_DISCRIMINATOR, RUN_RENT_LAMPORTS, RunAccount, decode_run
 from keeper.program.pda import nft_metadata
 from keeper.program.state import JobState
@@ -37,7 +42,9 @@ class Setup:
         self.gated = self.b.market(node_access_key=self.collection)
         self.run_key = Keypair.from_seed(bytes(range(32))).pubkey()
 
-    def job(self, market: Pubkey | None = None, state: int = JobState.STOPPED, **kwargs: object) -> Pubkey:
+    def job(
+        self, market: Pubkey | None = None, state: int = JobState.STOPPED, **kwargs: object
+    ) -> Pubkey:
         return self.b.job(market=market or self.open, state=state, **kwargs)  # type: ignore[arg-type]
 
     def sandbox(self) -> Sandbox:
@@ -90,7 +97,9 @@ def assert_rejected(outcome: Outcome, name: str, code: int | None = None) -> Non
 
 
 @pytest.mark.parametrize("gated", [False, True])
-def test_claim_creates_the_run_with_the_clock_time_and_leaves_the_job(s: Setup, gated: bool) -> None:
+def test_claim_creates_the_run_with_the_clock_time_and_leaves_the_job(
+    s: Setup, gated: bool
+) -> None:
     market = s.gated if gated else s.open
     job = s.job(market)
     sandbox = s.sandbox()
@@ -106,7 +115,9 @@ def test_claim_creates_the_run_with_the_clock_time_and_leaves_the_job(s: Setup, 
     run = sandbox.accounts[s.run_key]
     assert (run.owner, run.lamports, len(run.data)) == (s.b.program_id, RUN_RENT_LAMPORTS, 120)
     assert run.data[:8] == RUN_DISCRIMINATOR
-    assert decode_run(run.data) == RunAccount(job=job, node=s.node, payer=s.node, state=0, time=NOW + 42)
+    assert decode_run(run.data) == RunAccount(
+        job=job, node=s.node, payer=s.node, state=0, time=NOW + 42
+    )
     assert sandbox.accounts[s.node].lamports == payer_before - RUN_RENT_LAMPORTS
     assert sandbox.accounts[job] == job_before
 
@@ -147,7 +158,10 @@ def test_claim_into_an_existing_run_is_already_in_use(s: Setup) -> None:
     s.b.run(job=job, time=NOW, address=s.run_key)
     outcome = s.sandbox().execute(s.claim(job))
     assert_rejected(outcome, "AccountAlreadyInUse", 0)
-    assert f"Allocate: account Address {{ address: {s.run_key}, base: None }} already in use" in outcome.logs
+    assert (
+        f"Allocate: account Address {{ address: {s.run_key}, base: None }} already in use"
+        in outcome.logs
+    )
     assert outcome.logs[-1] == f"Program {SYSTEM_PROGRAM} failed: custom program error: 0x0"
 
 
@@ -233,7 +247,9 @@ def test_claim_of_a_legacy_job_does_not_deserialize(s: Setup) -> None:
 
 def test_claim_requires_a_writable_job(s: Setup) -> None:
     job = s.job()
-    assert_rejected(s.sandbox().execute(reflag(s.claim(job), 0, is_writable=False)), "ConstraintMut", 2000)
+    assert_rejected(
+        s.sandbox().execute(reflag(s.claim(job), 0, is_writable=False)), "ConstraintMut", 2000
+    )
 
 
 def test_claim_in_a_closed_market_is_account_not_initialized(s: Setup) -> None:
@@ -313,7 +329,9 @@ def test_claim_in_an_open_market_ignores_nft_owner_amount_and_metadata(s: Setup)
     assert outcome.ok, outcome.logs
 
 
-def test_claim_without_an_nft_account_is_account_not_initialized_even_in_an_open_market(s: Setup) -> None:
+def test_claim_without_an_nft_account_is_account_not_initialized_even_in_an_open_market(
+    s: Setup,
+) -> None:
     job = s.job(s.open)
     outcome = s.sandbox().execute(s.claim(job, nft=s.b.address("no token account")))
     assert_rejected(outcome, "AccountNotInitialized", 3012)
@@ -327,7 +345,10 @@ def test_claim_nft_must_be_an_spl_token_account(s: Setup) -> None:
 
 
 def _token_account(s: Setup, data: bytes) -> Pubkey:
-    return s.b.raw(s.b.address(f"token {data[:4].hex()} {len(data)}"), Account(minimum_balance(len(data)), data, TOKEN_PROGRAM))
+    return s.b.raw(
+        s.b.address(f"token {data[:4].hex()} {len(data)}"),
+        Account(minimum_balance(len(data)), data, TOKEN_PROGRAM),
+    )
 
 
 def test_claim_nft_of_the_wrong_size_is_invalid_account_data(s: Setup) -> None:
@@ -353,14 +374,18 @@ def test_claim_gated_nft_must_belong_to_the_authority(s: Setup) -> None:
     other = s.b.keypair("someone").pubkey()
     foreign = s.b.nft(owner=other, collection=s.collection)
     job = s.job(s.gated)
-    outcome = s.sandbox().execute(s.claim(job, market=s.gated, nft=foreign.token_account, metadata=foreign.metadata))
+    outcome = s.sandbox().execute(
+        s.claim(job, market=s.gated, nft=foreign.token_account, metadata=foreign.metadata)
+    )
     assert_rejected(outcome, "NodeNftWrongOwner", 6016)
 
 
 def test_claim_gated_nft_must_hold_a_token(s: Setup) -> None:
     empty = s.b.nft(owner=s.node, amount=0, collection=s.collection)
     job = s.job(s.gated)
-    outcome = s.sandbox().execute(s.claim(job, market=s.gated, nft=empty.token_account, metadata=empty.metadata))
+    outcome = s.sandbox().execute(
+        s.claim(job, market=s.gated, nft=empty.token_account, metadata=empty.metadata)
+    )
     assert_rejected(outcome, "NodeNftInvalidAmount", 6017)
 
 
@@ -373,7 +398,9 @@ def test_claim_gated_metadata_must_be_the_mints_metadata_pda(s: Setup) -> None:
 
 
 @pytest.mark.parametrize(
-    ("collection", "verified"), [(None, True), ("other", True), ("right", False)], ids=["none", "other", "unverified"]
+    ("collection", "verified"),
+    [(None, True), ("other", True), ("right", False)],
+    ids=["none", "other", "unverified"],
 )
 def test_claim_gated_metadata_must_name_the_verified_collection(
     s: Setup, collection: str | None, verified: bool
@@ -381,18 +408,25 @@ def test_claim_gated_metadata_must_name_the_verified_collection(
     key = {"right": s.collection, "other": s.b.address("other collection"), None: None}[collection]
     nft = s.b.nft(owner=s.node, collection=key, verified=verified)
     job = s.job(s.gated)
-    outcome = s.sandbox().execute(s.claim(job, market=s.gated, nft=nft.token_account, metadata=nft.metadata))
+    outcome = s.sandbox().execute(
+        s.claim(job, market=s.gated, nft=nft.token_account, metadata=nft.metadata)
+    )
     assert_rejected(outcome, "NodeKeyInvalidCollection", 6018)
 
 
 def test_claim_gated_metadata_that_does_not_parse_is_rejected(s: Setup) -> None:
     mint = s.b.address("bare mint")
     token = TokenAccount(mint=mint, owner=s.node, amount=1)
-    token_key = s.b.raw(s.b.address("bare token"), Account(minimum_balance(165), encode_token_account(token), TOKEN_PROGRAM))
+    token_key = s.b.raw(
+        s.b.address("bare token"),
+        Account(minimum_balance(165), encode_token_account(token), TOKEN_PROGRAM),
+    )
     metadata = encode_metadata(Metadata(update_authority=s.node, mint=mint))[:40]  # cut short
     s.b.raw(nft_metadata(mint), Account(minimum_balance(40), metadata, METAPLEX_METADATA_PROGRAM))
     job = s.job(s.gated)
-    outcome = s.sandbox().execute(s.claim(job, market=s.gated, nft=token_key, metadata=nft_metadata(mint)))
+    outcome = s.sandbox().execute(
+        s.claim(job, market=s.gated, nft=token_key, metadata=nft_metadata(mint))
+    )
     assert_rejected(outcome, "NodeKeyInvalidCollection", 6018)
 
 

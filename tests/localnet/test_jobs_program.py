@@ -13,7 +13,12 @@ from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 
 from keeper.localnet.builder import DEFAULT_CHAIN_TIME, World, WorldBuilder, minimum_balance
-from keeper.localnet.jobs_program import CLEAN_ADMIN_UNITS, CLEAN_UNITS, QUIT_ADMIN_UNITS, JobsProgram
+from keeper.localnet.jobs_program import (
+    CLEAN_ADMIN_UNITS,
+    CLEAN_UNITS,
+    QUIT_ADMIN_UNITS,
+    JobsProgram,
+)
 from keeper.localnet.model import Account
 from keeper.localnet.sandbox import Outcome, Sandbox
 from keeper.program import instructions as ix
@@ -69,15 +74,21 @@ class Setup:
         self.world: World = self.b.build()
         return Sandbox(self.world, program)
 
-    def clean(self, job: Pubkey, market: Pubkey | None = None, payer: Pubkey | None = None) -> Instruction:
+    def clean(
+        self, job: Pubkey, market: Pubkey | None = None, payer: Pubkey | None = None
+    ) -> Instruction:
         accounts = ix.CleanAccounts(job, market or self.market, payer or self.alice)
         return ix.clean(accounts, program_id=self.b.program_id)
 
-    def clean_admin(self, job: Pubkey, payer: Pubkey | None = None, authority: Pubkey | None = None) -> Instruction:
+    def clean_admin(
+        self, job: Pubkey, payer: Pubkey | None = None, authority: Pubkey | None = None
+    ) -> Instruction:
         accounts = ix.CleanAdminAccounts(job, payer or self.alice, authority or self.admin)
         return ix.clean_admin(accounts, program_id=self.b.program_id)
 
-    def quit_admin(self, run: Pubkey, payer: Pubkey, authority: Pubkey | None = None) -> Instruction:
+    def quit_admin(
+        self, run: Pubkey, payer: Pubkey, authority: Pubkey | None = None
+    ) -> Instruction:
         accounts = ix.QuitAdminAccounts(run, payer, authority or self.admin)
         return ix.quit_admin(accounts, program_id=self.b.program_id)
 
@@ -100,14 +111,18 @@ def global_discriminator(name: str) -> bytes:
     return hashlib.sha256(f"global:{name}".encode()).digest()[:8]
 
 
-@pytest.mark.parametrize("data", [global_discriminator("quit"), global_discriminator("finish"), b"", b"\x01"])
+@pytest.mark.parametrize(
+    "data", [global_discriminator("quit"), global_discriminator("finish"), b"", b"\x01"]
+)
 def test_other_instructions_fail_with_fallback_not_found(s: Setup, data: bytes) -> None:
     sandbox = s.sandbox()
     outcome = sandbox.execute(Instruction(s.b.program_id, data, []))
     assert_rejected(outcome, "InstructionFallbackNotFound", 101)
     assert outcome.logs == [
-        "Program log: AnchorError occurred. Error Code: InstructionFallbackNotFound. "
-        "Error Number: 101. Error Message: Fallback functions are not supported."
+        (
+            "Program log: AnchorError occurred. Error Code: InstructionFallbackNotFound. "
+            "Error Number: 101. Error Message: Fallback functions are not supported."
+        )
     ]
 
 
@@ -163,7 +178,9 @@ def test_clean_rejects_a_job_exactly_at_the_expiration_boundary(s: Setup) -> Non
     job = s.job(age=DAY)  # job_expiration == now - time_end
     outcome = s.sandbox().execute(s.clean(job))
     assert_rejected(outcome, "JobNotExpired", 6005)
-    assert outcome.logs[-1] == anchor_line("job", "JobNotExpired", 6005, "The job has not yet expired.")
+    assert outcome.logs[-1] == anchor_line(
+        "job", "JobNotExpired", 6005, "The job has not yet expired."
+    )
 
 
 def test_clean_accepts_a_job_one_second_past_the_boundary(s: Setup) -> None:
@@ -238,7 +255,9 @@ def test_clean_requires_a_writable_job(s: Setup) -> None:
     job = s.job()
     outcome = s.sandbox().execute(with_meta(s.clean(job), 0, is_writable=False))
     assert_rejected(outcome, "ConstraintMut", 2000)
-    assert outcome.logs[-1] == anchor_line("job", "ConstraintMut", 2000, "A mut constraint was violated")
+    assert outcome.logs[-1] == anchor_line(
+        "job", "ConstraintMut", 2000, "A mut constraint was violated"
+    )
 
 
 def test_clean_requires_a_writable_payer(s: Setup) -> None:
@@ -296,7 +315,9 @@ def test_clean_of_a_100_byte_job_does_not_deserialize(s: Setup) -> None:
 
 
 def test_clean_of_a_too_short_account_finds_no_discriminator(s: Setup) -> None:
-    tiny = s.b.raw(s.b.address("tiny"), Account(minimum_balance(4), b"\x5b\x10\xa2\x05", s.b.program_id))
+    tiny = s.b.raw(
+        s.b.address("tiny"), Account(minimum_balance(4), b"\x5b\x10\xa2\x05", s.b.program_id)
+    )
     assert_rejected(s.sandbox().execute(s.clean(tiny)), "AccountDiscriminatorNotFound", 3001)
 
 
@@ -309,7 +330,9 @@ def test_clean_with_a_job_as_market_is_a_discriminator_mismatch(s: Setup) -> Non
 
 def test_clean_of_a_job_owned_by_another_program_is_wrong_owner(s: Setup) -> None:
     impostor, other_program = s.b.address("impostor"), s.b.address("other program")
-    job = JobAccount(bytes(32), bytes(32), s.market, SYSTEM_PROGRAM, s.alice, 0, s.alice, DONE, 0, 0, 60)
+    job = JobAccount(
+        bytes(32), bytes(32), s.market, SYSTEM_PROGRAM, s.alice, 0, s.alice, DONE, 0, 0, 60
+    )
     s.b.raw(impostor, Account(JOB_RENT_LAMPORTS, encode_job(job), other_program))
     outcome = s.sandbox().execute(s.clean(impostor))
     assert_rejected(outcome, "AccountOwnedByWrongProgram", 3007)
@@ -329,7 +352,9 @@ def test_clean_of_a_wallet_is_wrong_owner(s: Setup) -> None:
 
 
 @pytest.mark.parametrize("state", [QUEUED, DONE, STOPPED, 7])
-def test_clean_admin_closes_any_current_job_without_state_market_or_time_checks(s: Setup, state: int) -> None:
+def test_clean_admin_closes_any_current_job_without_state_market_or_time_checks(
+    s: Setup, state: int
+) -> None:
     job = s.job(state=state, age=0, market=s.b.address("closed market"))
     sandbox = s.sandbox()
     before = sandbox.accounts[s.alice].lamports
@@ -347,7 +372,12 @@ def test_clean_admin_rejects_anyone_but_market_admin(s: Setup) -> None:
     outcome = s.sandbox().execute(s.clean_admin(job, authority=mallory))
     assert_rejected(outcome, "Unauthorized", 6000)
     assert outcome.logs[-5:] == [
-        anchor_line("authority", "Unauthorized", 6000, "This account is not authorized to perform this action."),
+        anchor_line(
+            "authority",
+            "Unauthorized",
+            6000,
+            "This account is not authorized to perform this action.",
+        ),
         "Program log: Left:",
         f"Program log: {mallory}",
         "Program log: Right:",
@@ -358,7 +388,9 @@ def test_clean_admin_rejects_anyone_but_market_admin(s: Setup) -> None:
 def test_market_admin_is_configurable(s: Setup) -> None:
     job = s.job()
     other_admin = s.b.wallet("other admin")
-    program = JobsProgram(program_id=s.b.program_id, market_admin=other_admin, nos_mint=s.b.nos_mint)
+    program = JobsProgram(
+        program_id=s.b.program_id, market_admin=other_admin, nos_mint=s.b.nos_mint
+    )
     sandbox = s.sandbox(program)
     assert_rejected(sandbox.execute(s.clean_admin(job)), "Unauthorized", 6000)
     assert sandbox.execute(s.clean_admin(job, authority=other_admin)).ok
@@ -368,7 +400,9 @@ def test_clean_admin_requires_the_authority_to_sign(s: Setup) -> None:
     job = s.job()
     outcome = s.sandbox().execute(with_meta(s.clean_admin(job), 2, is_signer=False))
     assert_rejected(outcome, "AccountNotSigner", 3010)
-    assert outcome.logs[-1] == anchor_line("authority", "AccountNotSigner", 3010, "The given account did not sign")
+    assert outcome.logs[-1] == anchor_line(
+        "authority", "AccountNotSigner", 3010, "The given account did not sign"
+    )
 
 
 def test_clean_admin_checks_the_signature_before_the_address(s: Setup) -> None:
@@ -379,7 +413,9 @@ def test_clean_admin_checks_the_signature_before_the_address(s: Setup) -> None:
 
 def test_clean_admin_rejects_another_payer(s: Setup) -> None:
     job = s.job()
-    assert_rejected(s.sandbox().execute(s.clean_admin(job, payer=s.b.wallet("bob"))), "InvalidPayer", 6008)
+    assert_rejected(
+        s.sandbox().execute(s.clean_admin(job, payer=s.b.wallet("bob"))), "InvalidPayer", 6008
+    )
 
 
 def test_clean_admin_checks_the_payer_before_the_authority(s: Setup) -> None:
@@ -391,8 +427,12 @@ def test_clean_admin_checks_the_payer_before_the_authority(s: Setup) -> None:
 def test_clean_admin_requires_writable_job_and_payer(s: Setup) -> None:
     job = s.job()
     sandbox = s.sandbox()
-    assert_rejected(sandbox.execute(with_meta(s.clean_admin(job), 0, is_writable=False)), "ConstraintMut", 2000)
-    assert_rejected(sandbox.execute(with_meta(s.clean_admin(job), 1, is_writable=False)), "ConstraintMut", 2000)
+    assert_rejected(
+        sandbox.execute(with_meta(s.clean_admin(job), 0, is_writable=False)), "ConstraintMut", 2000
+    )
+    assert_rejected(
+        sandbox.execute(with_meta(s.clean_admin(job), 1, is_writable=False)), "ConstraintMut", 2000
+    )
 
 
 def test_clean_admin_cannot_load_a_legacy_job(s: Setup) -> None:

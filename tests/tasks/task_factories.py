@@ -13,9 +13,12 @@ from typing import Any
 from hypothesis import strategies as st
 from solders.pubkey import Pubkey
 
+from keeper.program.instructions import MaintenanceInstruction
 from keeper.program.layouts import JobAccount, MarketAccount, RunAccount, StakeAccount
 from keeper.program.state import JobState
+from keeper.tasks.builders import REASONS_FOR
 from keeper.tasks.identity import ClaimIdentity
+from keeper.tasks.plan import Action
 from keeper.tasks.views import ABSENT, Foreign
 
 
@@ -118,3 +121,35 @@ RUNS = st.builds(run, job=st.integers(0, 9).map(lambda i: key(f"job {i}")), paye
 STAKES = st.builds(stake, authority=st.sampled_from([NODE, KEEPER]), xnos=st.integers(0, 200))
 STAKE_VIEWS = STAKES | st.just(ABSENT) | st.just(Foreign("test"))
 JOB_KEYS = st.integers(0, 9).map(lambda i: key(f"job {i}"))
+
+
+# --- packing workloads -------------------------------------------------------------------
+
+KINDS = list(MaintenanceInstruction)
+
+
+def action(kind: MaintenanceInstruction, target: int, payer: int, market: int) -> Action:
+    return Action(
+        kind=kind,
+        account=key(f"target {target}"),
+        reason=min(REASONS_FOR[kind]),
+        payer=KEEPER if kind is MaintenanceInstruction.CLAIM else key(f"payer {payer}"),
+        market=None if kind is MaintenanceInstruction.QUIT_ADMIN else key(f"market {market}"),
+    )
+
+
+@st.composite
+def workloads(draw: st.DrawFn, max_size: int = 120) -> list[Action]:
+    targets = draw(st.lists(st.integers(0, 10**6), unique=True, max_size=max_size))
+    payers = draw(st.integers(1, 40))
+    markets = draw(st.integers(1, 4))
+    kinds = draw(st.lists(st.sampled_from(KINDS), min_size=1, max_size=4))
+    return [
+        action(
+            draw(st.sampled_from(kinds)),
+            target,
+            draw(st.integers(0, payers - 1)),
+            draw(st.integers(0, markets - 1)),
+        )
+        for target in targets
+    ]

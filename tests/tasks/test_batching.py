@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from task_factories import IDENTITY, KEEPER, MARKET, PROGRAM, key
+from task_factories import IDENTITY, KEEPER, MARKET, PROGRAM, action, key, workloads
 
 from keeper.program.instructions import MaintenanceInstruction
 from keeper.tasks.batching import PackLimits, Signing, budget_instructions, pack
@@ -16,35 +16,7 @@ from keeper.tasks.identity import ClaimIdentity
 from keeper.tasks.plan import Action
 from keeper.tasks.txsize import MAX_TRANSACTION_BYTES, measure
 
-KINDS = list(MaintenanceInstruction)
 SELF_NODE = ClaimIdentity(authority=KEEPER, stake=key("s"), nft=key("n"), metadata=key("m"))
-
-
-def _action(kind: MaintenanceInstruction, target: int, payer: int, market: int) -> Action:
-    return Action(
-        kind=kind,
-        account=key(f"target {target}"),
-        reason=min(REASONS_FOR[kind]),
-        payer=KEEPER if kind is MaintenanceInstruction.CLAIM else key(f"payer {payer}"),
-        market=None if kind is MaintenanceInstruction.QUIT_ADMIN else key(f"market {market}"),
-    )
-
-
-@st.composite
-def workloads(draw: st.DrawFn, max_size: int = 120) -> list[Action]:
-    targets = draw(st.lists(st.integers(0, 10**6), unique=True, max_size=max_size))
-    payers = draw(st.integers(1, 40))
-    markets = draw(st.integers(1, 4))
-    kinds = draw(st.lists(st.sampled_from(KINDS), min_size=1, max_size=4))
-    return [
-        _action(
-            draw(st.sampled_from(kinds)),
-            target,
-            draw(st.integers(0, payers - 1)),
-            draw(st.integers(0, markets - 1)),
-        )
-        for target in targets
-    ]
 
 
 def _pack(actions: list[Action], limits: PackLimits | None = None, identity=IDENTITY):
@@ -58,8 +30,7 @@ def _pack(actions: list[Action], limits: PackLimits | None = None, identity=IDEN
     )
 
 
-def _measure_independently(batch) -> tuple[int, int]:
-    limits = PackLimits()
+def _measure_independently(batch, limits: PackLimits) -> tuple[int, int]:
     ixs = [
         instruction_for(
             a,
@@ -70,13 +41,18 @@ def _measure_independently(batch) -> tuple[int, int]:
         )
         for a in batch.actions
     ]
-    return measure([*budget_instructions(limits), *ixs], KEEPER)
+    return measure([*budget_instructions(limits), *ixs], KEEPER, limits.version)
 
 
 @settings(max_examples=60, deadline=None)
-@given(workloads(), st.sampled_from([None, 5, 17]), st.sampled_from([1_400_000, 200_000]))
-def test_every_transaction_fits_and_nothing_is_lost(actions, cap, units) -> None:
-    limits = PackLimits(max_instructions=cap, max_compute_units=units)
+@given(
+    workloads(),
+    st.sampled_from([None, 5, 17]),
+    st.sampled_from([1_400_000, 200_000]),
+    st.sampled_from(["legacy", "v0"]),
+)
+def test_every_transaction_fits_and_nothing_is_lost(actions, cap, units, version) -> None:
+    limits = PackLimits(max_instructions=cap, max_compute_units=units, version=version)
     batches = _pack(actions, limits)
     packed = [a for b in batches for a in b.actions]
     assert Counter(packed) == Counter(actions)  # no action lost, none doubled
@@ -85,7 +61,7 @@ def test_every_transaction_fits_and_nothing_is_lost(actions, cap, units) -> None
         assert batch.actions
         assert {a.kind for a in batch.actions} == {batch.kind}
         assert batch.size <= MAX_TRANSACTION_BYTES
-        assert (batch.size, batch.signatures) == _measure_independently(batch)
+        assert (batch.size, batch.signatures) == _measure_independently(batch, limits)
         assert batch.compute_units <= units
         assert cap is None or len(batch.actions) <= cap
         assert not batch.targets & seen  # no account is a target in two batches
@@ -93,7 +69,7 @@ def test_every_transaction_fits_and_nothing_is_lost(actions, cap, units) -> None
 
 
 def test_duplicate_target_is_refused() -> None:
-    twice = _action(MaintenanceInstruction.CLEAN, 1, 1, 1)
+    twice = action(MaintenanceInstruction.CLEAN, 1, 1, 1)
     with pytest.raises(ValueError, match="two actions"):
         _pack([twice, twice])
 
@@ -103,7 +79,7 @@ def test_empty() -> None:
 
 
 def test_claim_signatures_new_run_and_node_authority() -> None:
-    claims = [_action(MaintenanceInstruction.CLAIM, i, 0, 0) for i in range(3)]
+    claims = [action(MaintenanceInstruction.CLAIM, i, 0, 0) for i in range(3)]
     (apart,) = _pack(claims, identity=IDENTITY)  # node authority is not the fee payer
     assert apart.signatures == 1 + 1 + 3
     (same,) = _pack(claims, identity=SELF_NODE)
@@ -112,7 +88,7 @@ def test_claim_signatures_new_run_and_node_authority() -> None:
 
 
 def test_compute_units_bind() -> None:
-    cleans = [_action(MaintenanceInstruction.CLEAN, i, 0, 0) for i in range(10)]
+    cleans = [action(MaintenanceInstruction.CLEAN, i, 0, 0) for i in range(10)]
     limits = PackLimits(max_compute_units=300 + 3 * 25_000)
     batches = _pack(cleans, limits)
     assert [len(b.actions) for b in batches] == [3, 3, 3, 1]
@@ -121,12 +97,12 @@ def test_compute_units_bind() -> None:
 
 def test_an_instruction_too_big_for_any_transaction_is_an_error() -> None:
     with pytest.raises(ValueError, match="does not fit"):
-        _pack([_action(MaintenanceInstruction.CLEAN, 1, 1, 1)], PackLimits(max_bytes=300))
+        _pack([action(MaintenanceInstruction.CLEAN, 1, 1, 1)], PackLimits(max_bytes=300))
 
 
 def test_cleans_of_one_payer_share_transactions() -> None:
     # Interleaved input: two payers, same market. Sorted, each payer's jobs sit together.
-    cleans = [_action(MaintenanceInstruction.CLEAN, i, i % 2, 0) for i in range(40)]
+    cleans = [action(MaintenanceInstruction.CLEAN, i, i % 2, 0) for i in range(40)]
     batches = _pack(cleans)
     assert [len(b.actions) for b in batches] == [20, 20]
     for batch in batches:
@@ -134,18 +110,39 @@ def test_cleans_of_one_payer_share_transactions() -> None:
         assert {a.market for a in batch.actions} == {key("market 0")}
 
 
-def test_top_up_fills_the_tail_with_an_action_that_needs_fewer_keys() -> None:
-    # 11 distinct payers leave room for a job whose payer is already in the transaction.
-    cleans = [_action(MaintenanceInstruction.CLEAN, i, i, 0) for i in range(12)]
-    cleans.append(_action(MaintenanceInstruction.CLEAN, 99, 0, 0))
+def _clean(target: str, payer, market) -> Action:
+    return Action(
+        MaintenanceInstruction.CLEAN,
+        key(target),
+        min(REASONS_FOR[MaintenanceInstruction.CLEAN]),
+        payer,
+        market,
+    )
+
+
+def test_top_up_takes_a_later_action_that_needs_fewer_keys() -> None:
+    first_market, second_market = sorted([key("market a"), key("market b")], key=bytes)
+    y_payer, z_payer = sorted([key("payer y"), key("payer z")], key=bytes)
+    # Home market first_market: 10 payers with one job, one payer with two: 12 jobs leave
+    # exactly 78 bytes, room for a new payer but not for a new payer and a new market.
+    cleans = [_clean(f"a{i}", key(f"single {i}"), first_market) for i in range(10)]
+    cleans += [_clean(f"d{i}", key("double"), first_market) for i in range(2)]
+    # Home second_market: y comes first in order and needs both keys; z's job in
+    # first_market comes later and needs only its payer.
+    cleans += [_clean(f"y{i}", y_payer, second_market) for i in range(2)]
+    cleans += [_clean(f"z{i}", z_payer, second_market) for i in range(2)]
+    z_in_first = _clean("z in first", z_payer, first_market)
+    cleans.append(z_in_first)
     first = _pack(cleans)[0]
     assert len(first.actions) == 13
-    assert first.size <= MAX_TRANSACTION_BYTES
+    assert z_in_first in first.actions
+    assert first.size == MAX_TRANSACTION_BYTES
+    assert len(_pack(cleans, PackLimits(lookahead=0))[0].actions) == 12
 
 
 def test_signing_builds_claims_with_a_placeholder_run() -> None:
     signing = Signing(PROGRAM, KEEPER, KEEPER, IDENTITY)
-    claim = _action(MaintenanceInstruction.CLAIM, 1, 0, 0)
+    claim = action(MaintenanceInstruction.CLAIM, 1, 0, 0)
     ix = signing.instruction(claim)
     assert ix.accounts[1].pubkey == placeholder_run(claim.account)
     assert ix.accounts[2].pubkey == key("market 0") != MARKET

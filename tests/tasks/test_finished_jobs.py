@@ -135,6 +135,16 @@ def test_batch_rows_that_are_not_done_are_counted_never_acted_on() -> None:
         assert plan.skips == {Reason.STATE_CHANGED: 2, Reason.UNKNOWN_STATE: 1}
 
 
+def test_batch_with_the_market_field_refuses_other_markets() -> None:
+    jobs = [job(market=MARKET), job(market=key("other")), job(market=key("other"), state=0)]
+    records = batch.decode_jobs(b"".join(layouts.encode_job(j) for j in jobs))
+    plan = decide_market(
+        records, _keys(3), market_key=MARKET, market=market(), now=EDGE + 1, params=ADMIN
+    )
+    assert [a.account for a in plan.actions] == [key("job 0")]
+    assert plan.skips == {Reason.MARKET_MISMATCH: 1, Reason.STATE_CHANGED: 1}
+
+
 def test_batch_expiration_equality_is_not_due() -> None:
     plan = decide_market(
         _records([job()]), _keys(1), market_key=MARKET, market=market(), now=EDGE, params=ADMIN

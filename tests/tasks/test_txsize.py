@@ -30,12 +30,17 @@ INSTRUCTIONS = st.builds(
 )
 
 
-@given(st.lists(INSTRUCTIONS, min_size=1, max_size=8))
-def test_counted_size_is_the_measured_size(ixs: list[Instruction]) -> None:
-    draft = Draft(KEEPER)
+@given(st.lists(INSTRUCTIONS, min_size=1, max_size=8), st.sampled_from(["legacy", "v0"]))
+def test_counted_size_is_the_measured_size(ixs: list[Instruction], version) -> None:
+    draft = Draft(KEEPER, version)
     predicted = draft.size_with(ixs)
     for ix in ixs:
         draft.add(ix)
-    size, signatures = measure(ixs, KEEPER)
+    size, signatures = measure(ixs, KEEPER, version)
     assert predicted == draft.size() == size
     assert signatures == len(draft.signers)
+
+
+def test_v0_costs_two_bytes_more() -> None:
+    ix = Instruction(key("program"), b"x", [AccountMeta(key("a"), False, True)])
+    assert measure([ix], KEEPER, "v0")[0] == measure([ix], KEEPER)[0] + 2

@@ -1,0 +1,237 @@
+"""Each fault switch, over HTTP (localnet_setFaults) and in-process; all counted, exact."""
+
+from __future__ import annotations
+
+import struct
+
+import httpx
+import pytest
+from solana.exceptions import SolanaRpcException
+from solana.rpc.core import RPCException
+from solana.rpc.types import TxOpts
+from solders.pubkey import Pubkey
+
+from keeper.localnet.faults import (
+    FAULT_NAMES,
+    FaultConfig,
+    FaultConfigError,
+    Faults,
+    fault_config,
+    parse_fault_specs,
+)
+from keeper.localnet.ledger import CLOCK_SYSVAR
+
+DAY = 86_400
+
+
+@pytest.fixture
+async def http(toy_chain):
+    async with httpx.AsyncClient(base_url=toy_chain.url) as session:
+        yield session
+
+
+async def call(http, method: str, *params: object) -> httpx.Response:
+    return await http.post("/", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+
+
+async def statuses(http, count: int) -> list[int]:
+    return [(await call(http, "getSlot")).status_code for _ in range(count)]
+
+
+async def test_rate_limit_next_answers_429_with_retry_after_then_recovers(http):
+    await call(http, "localnet_setFaults", {"rate_limit_next": 2, "retry_after_seconds": 7})
+
+    first = await call(http, "getSlot")
+
+    assert first.status_code == 429
+    assert first.headers["Retry-After"] == "7"
+    assert first.json()["error"]["code"] == 429
+    assert await statuses(http, 2) == [429, 200]
+
+
+async def test_rate_limit_every_nth_request(http):
+    await call(http, "localnet_setFaults", {"rate_limit_every": 3})
+
+    assert await statuses(http, 6) == [200, 200, 429, 200, 200, 429]
+
+
+async def test_server_error_next_uses_the_configured_status(http):
+    await call(http, "localnet_setFaults", {"server_error_next": 1, "server_error_status": 502})
+
+    assert await statuses(http, 2) == [502, 200]
+
+
+async def test_server_error_every_nth_request(http):
+    await call(http, "localnet_setFaults", {"server_error_every": 2})
+
+    assert await statuses(http, 4) == [200, 503, 200, 503]
+
+
+async def test_a_batch_is_one_request_for_http_faults(http):
+    await call(http, "localnet_setFaults", {"rate_limit_every": 2})
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "getSlot"} for i in range(3)]
+
+    assert (await http.post("/", json=batch)).status_code == 200
+    assert (await http.post("/", json=batch)).status_code == 429
+
+
+async def test_control_methods_are_never_faulted(http):
+    await call(http, "localnet_setFaults", {"rate_limit_every": 1})
+
+    assert (await call(http, "localnet_getFaults")).status_code == 200
+    assert (await call(http, "localnet_clearFaults")).status_code == 200
+    assert await statuses(http, 1) == [200]
+
+
+async def test_latency_delays_every_answer(toy_chain):
+    toy_chain.set_faults(latency_ms=2_000)
+    async with httpx.AsyncClient(base_url=toy_chain.url, timeout=0.2) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            await call(impatient, "getSlot")
+        # control calls are not delayed
+        assert (await call(impatient, "localnet_getFaults")).status_code == 200
+
+
+async def test_dropped_transactions_return_a_signature_but_never_land(toy_chain, chain_kit, client):
+    toy_chain.set_faults(drop_next=1)
+    wallet = chain_kit.label("wallet")
+    before = chain_kit.balance(wallet)
+
+    dropped = (await client.send_raw_transaction(bytes(chain_kit.tx(chain_kit.transfer(wallet, 10))))).value
+    landed = (await client.send_raw_transaction(bytes(chain_kit.tx(chain_kit.transfer(wallet, 20))))).value
+
+    found = (await client.get_signature_statuses([dropped, landed])).value
+    assert found[0] is None
+    assert found[1] is not None
+    assert chain_kit.balance(wallet) == before + 20
+
+
+async def test_drop_every_nth_send(toy_chain, chain_kit):
+    toy_chain.set_faults(drop_every=2)
+    sent = [
+        chain_kit.node.send_transaction(bytes(chain_kit.tx(chain_kit.write(chain_kit.label("data_a"), struct.pack("<Q", n)))))
+        for n in range(4)
+    ]
+
+    assert [chain_kit.node.ledger.transaction(sig) is not None for sig in sent] == [True, False, True, False]
+
+
+async def test_a_competitor_closes_the_target_and_preflight_reports_3012(toy_chain, chain_kit, client):
+    toy_chain.set_faults(competitor_next=1)
+    data_a = chain_kit.label("data_a")
+    tx = chain_kit.tx(chain_kit.write(data_a, b"mine!!!!"))
+
+    with pytest.raises(RPCException) as failed:
+        await client.send_raw_transaction(bytes(tx))
+
+    assert chain_kit.account(data_a) is None
+    assert "0xbc4" in str(failed.value)  # 3012 AccountNotInitialized
+    assert toy_chain.faults.injected["competitor"] == 1
+
+
+async def test_a_competitor_strike_lands_as_a_failed_transaction_without_preflight(toy_chain, chain_kit, client):
+    toy_chain.set_faults(competitor_next=1)
+    tx = chain_kit.tx(chain_kit.close(chain_kit.label("data_b"), chain_kit.label("wallet")))
+
+    sig = (await client.send_raw_transaction(bytes(tx), opts=TxOpts(skip_preflight=True))).value
+
+    status = (await client.get_signature_statuses([sig])).value[0]
+    assert status is not None
+    assert "InstructionError((0, Custom(3012)))" in str(status.err)
+
+
+async def test_the_competitor_only_strikes_the_configured_number_of_times(toy_chain, chain_kit):
+    toy_chain.set_faults(competitor_next=1)
+    data_a, data_b = chain_kit.label("data_a"), chain_kit.label("data_b")
+    chain_kit.node.send_transaction(bytes(chain_kit.tx(chain_kit.noop())), skip_preflight=True)  # no target
+    chain_kit.node.send_transaction(bytes(chain_kit.tx(chain_kit.write(data_a, b"x" * 8))), skip_preflight=True)
+    chain_kit.node.send_transaction(bytes(chain_kit.tx(chain_kit.write(data_b, b"y" * 8))))
+
+    assert chain_kit.account(data_a) is None
+    assert chain_kit.account(data_b).data == b"y" * 8
+
+
+async def test_clock_skew_moves_the_clock_sysvar_and_block_time(toy_chain, client):
+    before = (await client.get_account_info(CLOCK_SYSVAR)).value.data
+    await client._provider.session.post(
+        toy_chain.url, json={"jsonrpc": "2.0", "id": 1, "method": "localnet_setFaults", "params": [{"clock_skew_seconds": 3 * DAY}]}
+    )
+
+    after = (await client.get_account_info(CLOCK_SYSVAR)).value.data
+    block_time = (await client.get_block_time(toy_chain.slot)).value
+
+    skewed = struct.unpack_from("<q", after, 32)[0]
+    assert skewed == struct.unpack_from("<q", before, 32)[0] + 3 * DAY
+    assert block_time == skewed
+
+
+async def test_get_faults_reports_switches_left_and_injected_counts(http):
+    await call(http, "localnet_setFaults", {"rate_limit_next": 3})
+    await statuses(http, 1)
+
+    snapshot = (await call(http, "localnet_getFaults")).json()["result"]
+
+    assert snapshot["rate_limit_next"] == 2
+    assert snapshot["injected"]["rate_limit"] == 1
+
+
+async def test_an_unknown_switch_is_invalid_params(http):
+    answer = (await call(http, "localnet_setFaults", {"rate_limit_sometimes": 1})).json()
+
+    assert answer["error"]["code"] == -32602
+
+
+async def test_solana_py_sees_a_429_as_an_http_error(toy_chain, client):
+    toy_chain.set_faults(rate_limit_next=1)
+
+    with pytest.raises(SolanaRpcException) as failed:
+        await client.get_slot()
+
+    assert isinstance(failed.value.__cause__, httpx.HTTPStatusError)
+    assert failed.value.__cause__.response.status_code == 429
+
+
+def test_fault_specs_parse_from_the_command_line():
+    config = parse_fault_specs(["rate_limit_every=5", "latency_ms=50", "clock_skew_seconds=-86400"])
+
+    assert config == FaultConfig(rate_limit_every=5, latency_ms=50, clock_skew_seconds=-86400)
+
+
+@pytest.mark.parametrize("spec", ["rate_limit_every", "rate_limit_every=x", "nonsense=1", "drop_next=-1"])
+def test_bad_fault_specs_are_refused(spec):
+    with pytest.raises(FaultConfigError):
+        parse_fault_specs([spec])
+
+
+def test_a_server_error_status_must_be_5xx():
+    with pytest.raises(FaultConfigError):
+        fault_config({"server_error_status": 404})
+
+
+def test_every_switch_is_documented_by_name():
+    assert set(FAULT_NAMES) == set(FaultConfig.__dataclass_fields__)
+
+
+class _Clock:
+    skew_seconds = 0
+
+
+def test_set_keeps_the_other_switches_and_resets_only_changed_counters():
+    faults = Faults(FaultConfig(rate_limit_every=2), _Clock())
+    assert faults.http_fault() is None  # request 1
+
+    faults.set(drop_next=1)
+
+    assert faults.http_fault() is not None  # request 2: the rate_limit counter kept counting
+    assert faults.drops_transaction()
+    assert not faults.drops_transaction()
+
+
+def test_clock_skew_applies_to_the_attached_clock():
+    clock = _Clock()
+    faults = Faults(FaultConfig(), clock)
+
+    faults.set(clock_skew_seconds=-5 * DAY)
+
+    assert clock.skew_seconds == -5 * DAY
+    assert Pubkey.default() is not None
