@@ -30,7 +30,11 @@ install_prometheus() {
   local work
   work="$(mktemp -d)"
   say "downloading Debian's prometheus package"
-  (cd "$work" && apt-get download -qq prometheus)
+  # Stale package lists name a file the mirror no longer has: refresh them once and retry.
+  if ! (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root prometheus); then
+    apt-get update -qq
+    (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root prometheus)
+  fi
   # Unpacked rather than installed: the binaries are all the tests need, and an unpacked
   # copy starts no daemon and creates no system user.
   rm -rf "$TOOLS/prometheus"

@@ -1,13 +1,12 @@
 """Pack actions into transactions by measured size and compute budget.
 
-One kind per transaction. Actions are ordered so those that share accounts sit together
-(``order_for_sharing``: cleans by payer, admin closes by payer, claims by market), each transaction
-is filled greedily in that order, then topped up from a short look-ahead with whatever
-still fits (typically a job whose payer or market is already in the transaction). Sizes
-include the two compute-budget instructions and every signature (a claim adds one for
-its new run keypair, and one for the node authority when it is not the fee payer); each
-finished batch is measured by serializing a real solders Transaction. Every action lands
-in exactly one batch; no account is the target of two actions.
+One kind per transaction. ``order_for_sharing`` puts actions that share accounts next
+to each other (cleans by payer, admin closes by payer, claims by market); each
+transaction is filled greedily in that order, then topped up from a short look-ahead
+with whatever still fits. Sizes include the two compute-budget instructions and every
+signature (a claim adds one for its new run keypair, and one for the node authority when
+it is not the fee payer); each finished batch is measured by serializing a real solders
+transaction. Every action lands in exactly one batch; no account is the target of two.
 """
 
 from __future__ import annotations
@@ -116,7 +115,7 @@ def budget_instructions(limits: PackLimits) -> list[Instruction]:
     return [compute_unit_limit(limits.max_compute_units), compute_unit_price(0)]
 
 
-def pack(  # noqa: PLR0913 - the brief's keyword interface: who signs, and the limits
+def pack(  # noqa: PLR0913 - all keywords: the program, who signs, the limits
     actions: Iterable[Action],
     *,
     program_id: Pubkey,

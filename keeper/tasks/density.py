@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
@@ -97,10 +99,12 @@ def density_bound(
 
     Per kind, a transaction carries fixed bytes (signatures, header, blockhash, the fee
     payer, programs, compute budget, and the keys every instruction of the kind shares);
-    each other key costs 32 bytes at least once, each other signer 64. The transactions
-    needed are at least the total over the capacity, at least the count over the most one
-    transaction can hold, and at least what compute units and the instruction cap allow.
-    Exact for one-mix workloads; for mixed ones it can be above any real packing.
+    each other key costs 32 bytes at least once, each other signer 64, and every
+    transaction holds at least one key of each shared role (a clean's payer and market).
+    The transactions needed are at least those bytes over the capacity, at least the count
+    over the most one transaction can hold, and at least what compute units and the
+    instruction cap allow. Exact for one-mix workloads; for mixed ones it can be above
+    what any packing reaches.
     """
     limits = limits or PackLimits()
     by_kind: dict[MaintenanceInstruction, list[Instruction]] = {}
@@ -112,39 +116,75 @@ def density_bound(
     return len(actions) / transactions if transactions else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a workload of one kind needs, in bytes (see ``density_bound``)."""
+
+    capacity: int  # per transaction, after what every transaction of the kind carries
+    total: int  # instruction bytes + every other key once + every other signature once
+    least_each: int  # the least one instruction adds: its bytes and what only it uses
+    roles: tuple[int, ...]  # distinct keys of each shared role (disjoint roles), ascending
+
+
+def _shape(ixs: Sequence[Instruction], signing: Signing, limits: PackLimits) -> _Shape:
+    base = Draft(signing.fee_payer, limits.version)
+    for ix in budget_instructions(limits):
+        base.add(ix)
+    keys = [{meta.pubkey for meta in ix.accounts} | {ix.program_id} for ix in ixs]
+    signers = [{meta.pubkey for meta in ix.accounts if meta.is_signer} for ix in ixs]
+    fixed = set.intersection(*keys) | base.keys
+    fixed_signers = set.intersection(*signers) | base.signers
+    capacity = limits.max_bytes - base.size() - KEY_BYTES * len(fixed - base.keys)
+    capacity -= SIGNATURE_BYTES * len(fixed_signers - base.signers)
+    uses = Counter(key for ix_keys in keys for key in ix_keys - fixed)
+    signer_uses = Counter(key for ix_signers in signers for key in ix_signers - fixed_signers)
+    total = sum(instruction_bytes(ix) for ix in ixs) + KEY_BYTES * len(uses)
+    total += SIGNATURE_BYTES * len(signer_uses)
+    least_each = min(
+        instruction_bytes(ix)
+        + KEY_BYTES * sum(1 for key in ix_keys - fixed if uses[key] == 1)
+        + SIGNATURE_BYTES * sum(1 for key in ix_signers - fixed_signers if signer_uses[key] == 1)
+        for ix, ix_keys, ix_signers in zip(ixs, keys, signers, strict=True)
+    )
+    return _Shape(capacity, total, least_each, _shared_roles(ixs, fixed, uses))
+
+
+def _shared_roles(
+    ixs: Sequence[Instruction], fixed: set[Pubkey], uses: Counter[Pubkey]
+) -> tuple[int, ...]:
+    """Account positions whose keys vary but are each used twice or more (so no
+    instruction pays for them alone), with pairwise disjoint key sets: each costs every
+    transaction at least one key."""
+    counted: set[Pubkey] = set()
+    roles: list[int] = []
+    for position in range(len(ixs[0].accounts)):
+        role = {ix.accounts[position].pubkey for ix in ixs} - fixed
+        if role and all(uses[key] > 1 for key in role) and not role & counted:
+            counted |= role
+            roles.append(len(role))
+    return tuple(sorted(roles))
+
+
 def _least_transactions(
     kind: MaintenanceInstruction,
     ixs: Sequence[Instruction],
     signing: Signing,
     limits: PackLimits,
 ) -> int:
-    base = Draft(signing.fee_payer, limits.version)
-    for ix in budget_instructions(limits):
-        base.add(ix)
-    keys = [{meta.pubkey for meta in ix.accounts} | {ix.program_id} for ix in ixs]
-    signer_sets = [{meta.pubkey for meta in ix.accounts if meta.is_signer} for ix in ixs]
-    fixed = set.intersection(*keys) | base.keys
-    fixed_signers = set.intersection(*signer_sets) | base.signers
-    capacity = limits.max_bytes - base.size() - KEY_BYTES * len(fixed - base.keys)
-    capacity -= SIGNATURE_BYTES * len(fixed_signers - base.signers)
-    uses: dict[Pubkey, int] = {}
-    for ix_keys in keys:
-        for key in ix_keys - fixed:
-            uses[key] = uses.get(key, 0) + 1
-    variable_signers = set().union(*signer_sets) - fixed_signers
-    total = sum(instruction_bytes(ix) for ix in ixs) + KEY_BYTES * len(uses)
-    total += SIGNATURE_BYTES * len(variable_signers)
-    # What one instruction needs in its own transaction: its bytes, the keys only it uses.
-    least_each = min(
-        instruction_bytes(ix)
-        + KEY_BYTES * sum(1 for key in ix_keys - fixed if uses[key] == 1)
-        + SIGNATURE_BYTES * len(ix_signers & variable_signers)
-        for ix, ix_keys, ix_signers in zip(ixs, keys, signer_sets, strict=True)
-    )
+    shape = _shape(ixs, signing, limits)
     count = len(ixs)
+    # With T transactions, a role of D keys costs at least max(D, T) keys in all: for the
+    # j roles with the fewest keys, T * capacity >= total + 32 * sum(T - D_i).
+    by_bytes = max(
+        math.ceil(
+            (shape.total - KEY_BYTES * sum(shape.roles[:j])) / (shape.capacity - KEY_BYTES * j)
+        )
+        for j in range(len(shape.roles) + 1)
+    )
+    per_transaction = (shape.capacity - KEY_BYTES * len(shape.roles)) // shape.least_each
     bounds = [
-        math.ceil(total / capacity),
-        math.ceil(count / max(1, capacity // least_each)),
+        by_bytes,
+        math.ceil(count / max(1, per_transaction)),
         math.ceil(count * limits.units(kind) / (limits.max_compute_units - limits.budget_units)),
     ]
     if limits.max_instructions is not None:

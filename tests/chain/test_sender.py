@@ -17,6 +17,7 @@ from stub_chain import LAST_VALID, UNITS_BASE, UNITS_PER_INSTRUCTION, StubChain
 from keeper.chain.outcome import BatchResult, Fault, FeeDecision, SendOutcome
 from keeper.chain.rpc import RpcClient
 from keeper.chain.sender import Sender
+from keeper.chain.transaction import TxVersion
 from keeper.errors import SafetyViolation, TransactionError
 from keeper.program.instructions import (
     CleanAdminAccounts,
@@ -90,7 +91,7 @@ def sent_transaction(chain: StubChain) -> VersionedTransaction:
 
 @pytest.mark.parametrize("version", ["v0", "legacy"])
 async def test_a_clean_batch_lands(
-    fake: FakeRpc, chain: StubChain, rpc: RpcClient, recorder: Recorder, version: str
+    fake: FakeRpc, chain: StubChain, rpc: RpcClient, recorder: Recorder, version: TxVersion
 ) -> None:
     sender = Sender(
         rpc,
@@ -99,7 +100,7 @@ async def test_a_clean_batch_lands(
         observer=recorder,
         confirm_poll_s=0.001,
         version=version,
-    )  # type: ignore[arg-type]
+    )
     result = await run(sender, [cleanup(1), cleanup(2), cleanup(3)])
     assert result.outcome is SendOutcome.CONFIRMED
     assert result.kept == (0, 1, 2)

@@ -179,6 +179,19 @@ def test_claim_needs_a_writable_run(s: Setup) -> None:
     assert outcome.logs[-1] == f"{s.run_key}'s writable privilege escalated"
 
 
+def test_claim_creates_the_run_before_any_constraint(s: Setup) -> None:
+    """`init` runs before the constraints: an unsigned run beats a job in the wrong state."""
+    job = s.job(state=JobState.DONE)
+    outcome = s.sandbox().execute(reflag(s.claim(job), RUN, is_signer=False))
+    assert_rejected(outcome, "PrivilegeEscalation")
+
+
+def test_claim_loads_every_account_before_creating_the_run(s: Setup) -> None:
+    job = s.job()
+    unsigned_run = reflag(s.claim(job, stake=s.b.address("no stake")), RUN, is_signer=False)
+    assert_rejected(s.sandbox().execute(unsigned_run), "AccountNotInitialized", 3012)
+
+
 def test_claim_payer_must_sign(s: Setup) -> None:
     payer = s.b.wallet("fee payer")
     job = s.job()
@@ -270,6 +283,14 @@ def test_claim_rejects_someone_elses_stake_as_unauthorized(s: Setup) -> None:
     outcome = s.sandbox().execute(s.claim(job, stake=other_stake))
     assert_rejected(outcome, "Unauthorized", 6000)
     assert "caused by account: stake" in outcome.logs[-5]
+
+
+def test_claim_checks_the_stake_authority_before_its_amount(s: Setup) -> None:
+    other = s.b.keypair("other node").pubkey()
+    poor_other_stake = s.b.stake(authority=other, xnos=1)
+    job = s.job()
+    outcome = s.sandbox().execute(s.claim(job, stake=poor_other_stake))
+    assert_rejected(outcome, "Unauthorized", 6000)
 
 
 def test_claim_rejects_a_stake_below_the_market_minimum(s: Setup) -> None:

@@ -1,0 +1,106 @@
+"""Bad configuration and keypairs stop before any signing: one message, the fix, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import KeeperCli, snapshot
+
+
+def _stops_cleanly(cli: KeeperCli, result_code: int, stderr: str, *, names: str) -> None:
+    assert result_code == 2, stderr
+    assert "error:" in stderr
+    assert "fix:" in stderr
+    assert names in stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "names"),
+    [
+        (None, "does not exist"),
+        ("not json", "keypair"),
+        ("[1, 2, 3]", "keypair"),
+        ("[" + ",".join(["300"] * 64) + "]", "keypair"),
+    ],
+)
+def test_bad_keypair_stops_before_signing(
+    cli: KeeperCli, tmp_path: Path, content: str | None, names: str
+) -> None:
+    before = snapshot(cli.chain)
+    path = tmp_path / "bad.json"
+    if content is not None:
+        path.write_text(content)
+    cli.keypair = path
+    result = cli.invoke("run", "--once")
+    _stops_cleanly(cli, result.exit_code, result.stderr, names=names)
+    assert snapshot(cli.chain) == before
+    assert content is None or content not in result.stderr  # key material is never echoed
+
+
+def test_wrong_program_id_names_the_setting(cli: KeeperCli) -> None:
+    result = cli.invoke(
+        "run",
+        "--once",
+        extra_env={"KEEPER_PROGRAM_ID": "nosJhNRqr2bc9g1nfGDcXXTXvYUmxD4cVwy2pMWhrYM"},
+    )
+    _stops_cleanly(cli, result.exit_code, result.stderr, names="KEEPER_PROGRAM_ID")
+
+
+def test_bad_setting_names_the_setting(cli: KeeperCli) -> None:
+    result = cli.invoke("run", "--once", extra_env={"KEEPER_FEES_PERCENTILE": "250"})
+    _stops_cleanly(cli, result.exit_code, result.stderr, names="fees.percentile")
+
+
+def test_unreachable_rpc_stops_with_exit_2(cli: KeeperCli) -> None:
+    runner_args = ["run", "--once"]
+    result = cli.invoke(*runner_args, extra_env={"KEEPER_RPC_MAX_RETRIES": "0"})
+    assert result.exit_code == 0  # reachable: the baseline
+    from click.testing import CliRunner
+
+    from keeper.service.cli import main
+
+    bad = CliRunner().invoke(
+        main,
+        ["run", "--once", "--rpc-url", "http://127.0.0.1:9", "--keypair", str(cli.keypair)],
+        env={**cli.env, "KEEPER_RPC_MAX_RETRIES": "0", "KEEPER_RPC_TIMEOUT_SECONDS": "2"},
+    )
+    _stops_cleanly(cli, bad.exit_code, bad.stderr, names="unreachable")
+
+
+def test_claim_enabled_without_nft_is_a_config_error(cli: KeeperCli) -> None:
+    env = {k: v for k, v in cli.env.items() if k != "KEEPER_CLAIM_NFT"}
+    cli.env = env
+    result = cli.invoke("run", "--once")
+    _stops_cleanly(cli, result.exit_code, result.stderr, names="NFT")
+
+
+def test_check_prints_a_table_and_passes_on_a_good_setup(cli: KeeperCli) -> None:
+    result = cli.invoke("check")
+    assert result.exit_code == 0, result.output
+    for row in ("configuration", "keypair", "rpc", "program", "role", "balance", "claim stake"):
+        assert row in result.stdout
+    assert "market admin" in result.stdout
+
+
+def test_check_fails_on_a_bad_keypair(cli: KeeperCli, tmp_path: Path) -> None:
+    cli.keypair = tmp_path / "missing.json"
+    result = cli.invoke("check")
+    assert result.exit_code == 2
+    assert "FAIL keypair" in result.stdout
+
+
+def test_not_admin_runs_only_clean(cli: KeeperCli) -> None:
+    result = cli.invoke(
+        "run",
+        "--once",
+        "--dry-run",
+        extra_env={"KEEPER_MARKET_ADMIN": "AdmMVMMU3po5BP3bVWsF9GgN6NNEfpfxpTDGTzjgb72S"},
+    )
+    assert result.exit_code == 0, result.output
+    actions = {
+        line.split('"action": "')[1].split('"')[0] for line in result.stdout.splitlines()[:-1]
+    }
+    assert actions <= {"clean", "claim"}
+    assert "not the market admin" in result.stderr

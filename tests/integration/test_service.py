@@ -1,0 +1,144 @@
+"""The service: scheduled passes, metrics, /healthz, /readyz, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.integration.conftest import LOCAL_PROFILE, KeeperCli
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _wait_for(predicate, limit: float = 60.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def test_service_passes_reports_and_stops_gracefully(cli: KeeperCli, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")},
+        **cli.env,
+        "KEEPER_METRICS_PORT": str(port),
+        "KEEPER_METRICS_HOST": "127.0.0.1",
+        "KEEPER_CLEAN_INTERVAL_SECONDS": "2",
+        "KEEPER_QUIT_INTERVAL_SECONDS": "2",
+        "KEEPER_CLAIM_INTERVAL_SECONDS": "2",
+        "KEEPER_SCHEDULE_JITTER_SECONDS": "0",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "keeper",
+        "run",
+        "--config",
+        str(LOCAL_PROFILE),
+        "--rpc-url",
+        cli.chain.url,
+        "--keypair",
+        str(cli.keypair),
+    ]
+    log_path = tmp_path / "keeper.log"
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: _get(f"{base}/healthz")[0] == 200)
+        _wait_for(
+            lambda: (
+                'nosana_keeper_last_success_timestamp_seconds{task="finished_jobs"}'
+                in _get(f"{base}/metrics")[1]
+            )
+        )
+        metrics = _get(f"{base}/metrics")[1]
+        assert (
+            'nosana_keeper_actions_confirmed_total{action="clean",reason="job_expired"}' in metrics
+        )
+        assert "nosana_keeper_balance_lamports" in metrics
+        status, body = _get(f"{base}/readyz")
+        assert status == 200, body
+        assert json.loads(body)["ready"] is True
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log_file.close()
+    stderr = log_path.read_text()
+    assert "shutting down" in stderr
+    for line in stderr.splitlines():
+        assert "secret" not in line.lower()
+
+
+def test_readyz_names_what_fails_when_balance_is_below_the_floor(
+    cli: KeeperCli, tmp_path: Path
+) -> None:
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")},
+        **cli.env,
+        "KEEPER_METRICS_PORT": str(port),
+        "KEEPER_METRICS_HOST": "127.0.0.1",
+        "KEEPER_FEES_BALANCE_FLOOR_LAMPORTS": str(10**18),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "keeper",
+        "run",
+        "--config",
+        str(LOCAL_PROFILE),
+        "--rpc-url",
+        cli.chain.url,
+        "--keypair",
+        str(cli.keypair),
+    ]
+    before = cli.chain.get_account(cli.chain.world.keypairs["keeper"].pubkey())
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 503)
+        status, body = _get(f"http://127.0.0.1:{port}/readyz")
+        assert "balance" in json.loads(body)["failing"]
+        _wait_for(
+            lambda: (
+                'nosana_keeper_sending_paused{cause="balance_floor"} 1.0'
+                in _get(f"http://127.0.0.1:{port}/metrics")[1]
+            )
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    after = cli.chain.get_account(cli.chain.world.keypairs["keeper"].pubkey())
+    assert before is not None
+    assert after is not None
+    assert after.lamports == before.lamports  # paused: not a lamport spent
