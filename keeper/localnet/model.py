@@ -40,7 +40,7 @@ class AccountRef:
     account: Account | None
 
 
-class ProgramFailure(Exception):  # noqa: N818 - mirrors Solana's "program failed" wording
+class ProgramFailure(Exception):
     """The program rejected the instruction.
 
     ``custom`` is the u32 of ``InstructionError [i, {"Custom": custom}]``; when ``custom`` is
@@ -62,7 +62,7 @@ class InstructionContext:
     accounts: list[AccountRef]
     unix_timestamp: int  # the chain clock (Clock sysvar), not wall time
     slot: int
-    rent_exempt_minimum: "RentCalculator"
+    rent_exempt_minimum: RentCalculator
     logs: list[str] = field(default_factory=list)
     compute_units: int = 0  # the program adds what it consumes
 

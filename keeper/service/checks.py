@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keeper.chain.accounts import get_balance
 from keeper.errors import KeeperError
+from keeper.program.layouts import StakeAccount
 from keeper.service.context import (
     Identity,
     check_program,
@@ -15,7 +16,6 @@ from keeper.service.context import (
 from keeper.service.discovery import Scope, stake_of
 from keeper.service.metrics import new_metrics
 from keeper.service.settings import Settings
-from keeper.program.layouts import StakeAccount
 
 Row = tuple[str, bool, str]
 

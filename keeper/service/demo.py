@@ -17,10 +17,10 @@ import click
 from keeper.localnet.chain import LocalChain
 from keeper.localnet.standalone import write_keypairs
 from keeper.localnet.worlds import load_world
+from keeper.service.execution import PassReport
 from keeper.service.health import build_app, start_http
 from keeper.service.logs import configure_logging
 from keeper.service.metrics import new_metrics
-from keeper.service.execution import PassReport
 from keeper.service.runner import Keeper, Summary
 from keeper.service.settings import load_settings
 

@@ -277,10 +277,14 @@ class Executor:
             log.warning("blockhash expired before landing: re-checking", actions=len(actions))
             return list(result.kept)
         failure = result.failure
-        if result.outcome is SendOutcome.FAILED and failure is not None and failure.already_closed:
-            if failure.index is not None and failure.index in result.kept:
-                self._skip(actions[failure.index], Reason.ALREADY_CLOSED, report)
-                return [i for i in result.kept if i != failure.index]
+        if (
+            result.outcome is SendOutcome.FAILED
+            and failure is not None
+            and failure.already_closed
+            and failure.index in result.kept
+        ):
+            self._skip(actions[failure.index], Reason.ALREADY_CLOSED, report)
+            return [i for i in result.kept if i != failure.index]
         return []
 
     def _charge(self, actions: list[Action], result: BatchResult, report: PassReport) -> None:

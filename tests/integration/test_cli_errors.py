@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from keeper.service.cli import main
 from tests.integration.conftest import KeeperCli, snapshot
 
 
@@ -57,10 +59,6 @@ def test_unreachable_rpc_stops_with_exit_2(cli: KeeperCli) -> None:
     runner_args = ["run", "--once"]
     result = cli.invoke(*runner_args, extra_env={"KEEPER_RPC_MAX_RETRIES": "0"})
     assert result.exit_code == 0  # reachable: the baseline
-    from click.testing import CliRunner
-
-    from keeper.service.cli import main
-
     bad = CliRunner().invoke(
         main,
         ["run", "--once", "--rpc-url", "http://127.0.0.1:9", "--keypair", str(cli.keypair)],

@@ -24,7 +24,7 @@ def _free_port() -> int:
 
 def _get(url: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -32,7 +32,7 @@ def _get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
-def _wait_for(predicate, limit: float = 60.0) -> None:  # noqa: ANN001
+def _wait_for(predicate, limit: float = 60.0) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if predicate():
@@ -127,7 +127,7 @@ def test_readyz_names_what_fails_when_balance_is_below_the_floor(
     )
     try:
         _wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 503)
-        status, body = _get(f"http://127.0.0.1:{port}/readyz")
+        _status, body = _get(f"http://127.0.0.1:{port}/readyz")
         assert "balance" in json.loads(body)["failing"]
         _wait_for(
             lambda: (
