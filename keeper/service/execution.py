@@ -36,7 +36,7 @@ from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs
 from keeper.tasks.batching import Batch, pack
 from keeper.tasks.builders import instruction_for
 from keeper.tasks.plan import Action, Plan, Reason
-from keeper.tasks.views import ABSENT, JobView
+from keeper.tasks.views import ABSENT, JobView, require
 
 log = structlog.get_logger("keeper")
 
@@ -380,4 +380,7 @@ class Executor:
 
 
 def _job_of(action: Action, jobs: dict[Pubkey, JobView]) -> JobView:
-    return ABSENT if action.job is None else jobs.get(action.job, ABSENT)
+    # A job that was not fetched must never look missing (that would mean quitAdmin).
+    if action.job is None:
+        raise ValueError(f"quitAdmin action for {action.account} names no job")
+    return require(jobs, action.job, "job")

@@ -78,6 +78,7 @@ class Keeper:
             fee_payer=self.identity.keypair,
             program_id=self.identity.program_id,
             resend_interval_s=self.settings.send.resend_interval_seconds,
+            version="legacy",  # the packer measures legacy messages (v0 is 2 bytes longer)
         )
         self.executor = Executor(
             self.settings,
