@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration bench localnet clean-venv
+.PHONY: demo test tools lint unit integration bench localnet clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/nosana-keeper demo
 
+## Deployment tools the tests use (promtool, prometheus, helm, kubectl) into .tools/.
+tools: $(STAMP)
+	bash scripts/install-tools.sh
+
 ## Everything CI runs: lint, types, layer contracts, all tests.
-test: $(STAMP) lint
+test: $(STAMP) tools lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

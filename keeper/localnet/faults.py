@@ -2,11 +2,20 @@
 
 Each switch is a field of ``FaultConfig``. Counted faults come in two forms: ``*_every``
 = N fires on the Nth, 2Nth, ... event since the switch was set (0 = off) and ``*_next``
-= K fires on the next K events. Events are HTTP requests (a batch is one request; the
-``localnet_*`` control methods are never faulted) for ``rate_limit`` and
-``server_error``, and accepted ``sendTransaction`` calls for ``drop`` and
-``competitor``. Switch them in-process (``Faults.set``), over JSON-RPC
-(``localnet_setFaults``) or from the command line (``parse_fault_specs``).
+= K fires on the next K events. The events counted:
+
+- ``rate_limit``, ``server_error``: HTTP requests (a batch is one request; requests made
+  only of ``localnet_*`` control calls are never faulted).
+- ``drop``: sendTransaction calls that return a signature (after preflight, if any).
+- ``competitor``: sendTransaction calls with a target, i.e. whose first jobs-program
+  instruction has a writable account other than the fee payer. Before preflight, that
+  account is deleted, as if another keeper had closed it since the scan; the program then
+  fails with AccountNotInitialized (3012): at preflight (-32002), or as a landed failed
+  transaction when preflight is skipped.
+
+``clock_skew_seconds`` is not counted: it offsets the chain clock while set. Switch
+faults in-process (``Faults.set``), over JSON-RPC (``localnet_setFaults``) or from the
+command line (``parse_fault_specs``).
 """
 
 from __future__ import annotations

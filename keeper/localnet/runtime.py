@@ -129,10 +129,6 @@ class Runtime:
     def _known_programs(self) -> set[Pubkey]:
         return {*self.programs, COMPUTE_BUDGET_PROGRAM}
 
-    def fee_for(self, view: TransactionView) -> int:
-        budget = parse_compute_budget([(ix.program_id, ix.data) for ix in view.instructions])
-        return budget.fee(view.num_signatures)
-
     # -- execution ------------------------------------------------------------------------
 
     def _execute(self, view: TransactionView, budget: ComputeBudget, fee: int) -> Outcome:

@@ -40,8 +40,14 @@ class Identity:
         return self.keypair.pubkey() == self.market_admin
 
 
-def load_identity(settings: Settings) -> Identity:
-    """Keypairs from files (never logged), checked before anything else happens."""
+def load_identity(settings: Settings, *, dry_run: bool = False) -> Identity:
+    """Keypairs from files (never logged), checked before anything else happens.
+
+    A dry run may go without one: it then plans as a throwaway key that is not the admin.
+    """
+    if settings.keypair is None and dry_run:
+        log.warning("no keypair: dry run plans as a throwaway key (not the market admin)")
+        return _identity(settings, Keypair(), None)
     if settings.keypair is None:
         raise KeypairError(
             "no keypair configured",
@@ -57,6 +63,10 @@ def load_identity(settings: Settings) -> Identity:
             )
         path = settings.claim.node_keypair
         node = keypair if path is None else load_keypair(path)
+    return _identity(settings, keypair, node)
+
+
+def _identity(settings: Settings, keypair: Keypair, node: Keypair | None) -> Identity:
     return Identity(
         keypair=keypair,
         program_id=Pubkey.from_string(settings.program_id),

@@ -1,13 +1,19 @@
 """End to end: a real Prometheus server (Debian's package, via scripts/install-tools.sh) on
 127.0.0.1 scrapes a keeper's /metrics every second with the alert rules loaded; then EVERY
 dashboard panel query and EVERY alert expression is evaluated through /api/v1/query. Each
-must parse; each panel query must return data; every rule must evaluate without error."""
+must parse; each panel query must return data; every rule must evaluate without error.
+
+Two keepers are scraped, one per run of the test: the real `nosana-keeper run` against the
+local chain's demo world, and a stand-in that fills every metric and label (so a panel for
+something the demo world never does, such as a claim, is proven too)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +23,7 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
-from deploy_tools import RULES, concrete, dashboard, load_yaml, panels, rule_alerts, tool
+from deploy_tools import REPO, RULES, concrete, dashboard, load_yaml, panels, rule_alerts, tool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from keeper.service.metrics import Metrics, new_metrics
@@ -35,12 +41,12 @@ SCRAPES_BEFORE_QUERYING = 4
 DEADLINE_SECONDS = 60.0
 
 
-# --------------------------------------------------------------------------- the keeper
-# STAND-IN: until `nosana-keeper run` exists, this serves a real keeper metrics registry
-# (keeper.service.metrics.new_metrics) filled with representative samples, and advances them on
-# every scrape as a busy keeper would. The lead replaces start_keeper_for_e2e() with the real
-# `nosana-keeper run` against the local chain's demo world (`nosana-keeper localnet --world
-# demo`), yielding the same "127.0.0.1:<metrics port>" target; nothing else here changes.
+# --------------------------------------------------------------------------- the keepers
+# STAND-IN: start_keeper_for_e2e() serves a real keeper metrics registry
+# (keeper.service.metrics.new_metrics) filled with representative samples, advanced on every
+# scrape as a busy keeper would: every action, reason, outcome and RPC method is seen.
+# start_demo_keeper_for_e2e() below is the real thing: `nosana-keeper localnet --world demo`
+# and `nosana-keeper run` against it. Both yield the same "127.0.0.1:<metrics port>" target.
 
 
 def _advance(metrics: Metrics, step: int) -> None:
@@ -111,6 +117,80 @@ async def start_keeper_for_e2e() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def _wait_for_line(log: Path, text: str, process: asyncio.subprocess.Process) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_SECONDS
+    while loop.time() < deadline and process.returncode is None:
+        if text in await asyncio.to_thread(log.read_text):
+            return
+        await asyncio.sleep(0.2)
+    output = await asyncio.to_thread(log.read_text)
+    pytest.fail(f"no {text!r} from the process:\n{output[-3000:]}")
+
+
+async def _wait_for_first_pass(metrics_url: str, keeper: asyncio.subprocess.Process) -> None:
+    """Until the keeper's /metrics shows a successful pass (panels need one to show data)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_SECONDS
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while loop.time() < deadline and keeper.returncode is None:
+            await asyncio.sleep(0.5)
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(metrics_url) as response:
+                    if "nosana_keeper_last_success_timestamp_seconds{" in await response.text():
+                        return
+    pytest.fail("the keeper made no successful pass in time")
+
+
+@contextlib.asynccontextmanager
+async def _process(log: Path, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")}
+    with log.open("w") as output:
+        process = await asyncio.create_subprocess_exec(*args, stdout=output, stderr=output, env=env)
+        try:
+            yield process
+        finally:
+            await _stop(process)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def start_demo_keeper_for_e2e(workdir: Path) -> AsyncIterator[str]:
+    """The real keeper: `nosana-keeper run` against the local chain's demo world, configured
+    from config/profiles/localnet.yaml with short intervals; yields its scrape target."""
+    keeper_cli = [sys.executable, "-m", "keeper"]
+    chain_port, metrics_port = _free_port(), _free_port()
+    keypairs = workdir / "keypairs"
+    async with _process(
+        workdir / "localnet.log",
+        *keeper_cli, "localnet", "--world", "demo", "--port", str(chain_port),
+        "--keypair-dir", str(keypairs),
+    ) as chain:  # fmt: skip
+        await _wait_for_line(workdir / "localnet.log", "serving", chain)
+        config = load_yaml(REPO / "config" / "profiles" / "localnet.yaml")
+        config["keypair"] = str(keypairs / "keeper.json")
+        config["rpc"]["url"] = f"http://127.0.0.1:{chain_port}"
+        config["metrics"] = {"host": "127.0.0.1", "port": metrics_port}
+        config["log"] = {"format": "json"}
+        for task in ("quit", "clean"):
+            config[task] = {"interval_seconds": 2}
+        (workdir / "keeper.yaml").write_text(yaml.safe_dump(config))
+        async with _process(
+            workdir / "keeper.log", *keeper_cli, "run", "--config", str(workdir / "keeper.yaml")
+        ) as keeper:
+            await _wait_for_first_pass(f"http://127.0.0.1:{metrics_port}/metrics", keeper)
+            yield f"127.0.0.1:{metrics_port}"
+
+
 # --------------------------------------------------------------------------- prometheus
 
 
@@ -149,13 +229,7 @@ async def start_prometheus(target: str, workdir: Path) -> AsyncIterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await _stop(process)
         log.close()
 
 
@@ -187,10 +261,22 @@ async def _wait_for(session: aiohttp.ClientSession, base: str, log: Path) -> Non
     pytest.fail(f"Prometheus did not scrape and evaluate in time:\n{output[-3000:]}")
 
 
-@pytest.fixture
-async def prometheus(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+@contextlib.asynccontextmanager
+async def _keeper(kind: str, workdir: Path) -> AsyncIterator[str]:
+    if kind == "stand-in":
+        async with start_keeper_for_e2e() as target:
+            yield target
+    else:
+        async with start_demo_keeper_for_e2e(workdir) as target:
+            yield target
+
+
+@pytest.fixture(params=["demo-world", "stand-in"])
+async def prometheus(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
     async with (
-        start_keeper_for_e2e() as target,
+        _keeper(request.param, tmp_path) as target,
         start_prometheus(target, tmp_path) as base,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
     ):

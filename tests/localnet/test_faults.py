@@ -85,8 +85,8 @@ async def test_control_methods_are_never_faulted(http):
 
 
 async def test_latency_delays_every_answer(toy_chain):
-    toy_chain.set_faults(latency_ms=2_000)
-    async with httpx.AsyncClient(base_url=toy_chain.url, timeout=0.2) as impatient:
+    toy_chain.set_faults(latency_ms=400)
+    async with httpx.AsyncClient(base_url=toy_chain.url, timeout=0.05) as impatient:
         with pytest.raises(httpx.ReadTimeout):
             await call(impatient, "getSlot")
         # control calls are not delayed

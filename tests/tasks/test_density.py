@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from task_factories import IDENTITY, KEEPER, PROGRAM, workloads
+from task_factories import IDENTITY, KEEPER, PROGRAM, action, workloads
 
 from keeper.program.instructions import MaintenanceInstruction
 from keeper.tasks.batching import PackLimits, Signing, pack
@@ -84,3 +84,15 @@ def test_v0_messages_lose_an_instruction_where_legacy_is_full_to_the_byte() -> N
     v0 = PackLimits(version="v0")
     assert max_density(K.CLEAN_ADMIN, PayerMix.DISTINCT, SIGNING, v0) == 12  # legacy: 1,232 bytes
     assert max_density(K.CLEAN, PayerMix.SHARED, SIGNING, v0) == 20
+
+
+def test_bound_counts_one_payer_and_one_market_per_transaction() -> None:
+    # Payers shared but varied: every transaction still needs one payer key besides the
+    # market, so at most 20 cleans, not the 21 that 46 bytes per clean alone would allow.
+    actions = [action(K.CLEAN, i, i % 2, 0) for i in range(200)]
+    assert density_bound(actions, SIGNING) == pytest.approx(20.0)
+    batches = pack(actions, program_id=PROGRAM, fee_payer=KEEPER, authority=KEEPER)
+    assert len(batches) == 10
+    # Two markets as well: still one of each per transaction.
+    mixed = [action(K.CLEAN, i, i % 3, i % 2) for i in range(200)]
+    assert density_bound(mixed, SIGNING) == pytest.approx(20.0)
