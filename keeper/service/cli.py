@@ -15,7 +15,7 @@ from typing import ParamSpec, TypeVar
 import click
 
 from keeper import __version__
-from keeper.errors import KeeperError
+from keeper.errors import ConfigError, KeeperError
 from keeper.service.checks import run_checks
 from keeper.service.logs import configure_logging
 from keeper.service.metrics import new_metrics
@@ -61,15 +61,37 @@ def main() -> None:
     help="Where the world's keypairs are written as Solana CLI JSON files.",
 )
 @click.option("--slot-ms", default=400, show_default=True, type=int, help="Slot duration.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A fault switch, e.g. rate_limit_every=5 or drop_next=1 (repeatable; see README).",
+)
 @reports_errors
-def localnet(world: str, port: int, jobs: int | None, keypair_dir: Path, slot_ms: int) -> None:
+def localnet(  # noqa: PLR0913, PLR0917 - click passes one argument per option
+    world: str,
+    port: int,
+    jobs: int | None,
+    keypair_dir: Path,
+    slot_ms: int,
+    faults: tuple[str, ...],
+) -> None:
     """Run the embedded local chain (JSON-RPC on 127.0.0.1) with a seeded world."""
-    from keeper.localnet.standalone import main_localnet  # noqa: PLC0415 - only this command needs it
+    # Only this command needs the local chain.
+    from keeper.localnet.faults import FaultConfigError, parse_fault_specs  # noqa: PLC0415
+    from keeper.localnet.standalone import main_localnet  # noqa: PLC0415
 
+    try:
+        config = parse_fault_specs(faults)
+    except FaultConfigError as error:
+        raise ConfigError(
+            str(error), hint="use --fault NAME=VALUE with a switch from the README"
+        ) from error
     if jobs is None:
-        main_localnet(world, port, keypair_dir, slot_ms=slot_ms)
+        main_localnet(world, port, keypair_dir, slot_ms=slot_ms, faults=config)
     else:
-        main_localnet(world, port, keypair_dir, slot_ms=slot_ms, jobs=jobs)
+        main_localnet(world, port, keypair_dir, slot_ms=slot_ms, faults=config, jobs=jobs)
 
 
 @main.command()

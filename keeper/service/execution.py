@@ -33,8 +33,9 @@ from keeper.service.discovery import Scope, job_views, market_views, run_views, 
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings
 from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs
-from keeper.tasks.batching import Batch, pack
+from keeper.tasks.batching import Batch, Signing, pack
 from keeper.tasks.builders import instruction_for
+from keeper.tasks.density import density_bound
 from keeper.tasks.plan import Action, Plan, Reason
 from keeper.tasks.views import ABSENT, JobView, require
 
@@ -103,6 +104,7 @@ class Executor:
             authority=self.identity.keypair.pubkey(),
             claim_identity=self.identity.claim,
         )
+        self._report_density(actions, batches)
         semaphore = asyncio.Semaphore(self.settings.send.max_in_flight)
 
         async def one(batch: Batch) -> None:
@@ -110,6 +112,29 @@ class Executor:
                 await self._send_batch(plan, batch, report)
 
         await asyncio.gather(*(one(batch) for batch in batches))
+
+    def _report_density(self, actions: list[Action], batches: list[Batch]) -> None:
+        """Instructions per transaction as packed, over the bound for the same workload."""
+        signing = Signing(
+            self.identity.program_id,
+            self.identity.keypair.pubkey(),
+            self.identity.keypair.pubkey(),
+            self.identity.claim,
+        )
+        for kind in {batch.kind for batch in batches}:
+            mine = [a for a in actions if a.kind is kind]
+            count = sum(1 for batch in batches if batch.kind is kind)
+            bound = density_bound(mine, signing)
+            if count and bound:
+                achieved = len(mine) / count
+                self.metrics.transaction_density_ratio.labels(action=kind).set(achieved / bound)
+                log.info(
+                    "packed",
+                    action=str(kind),
+                    per_transaction=round(achieved, 2),
+                    bound=round(bound, 2),
+                    transactions=count,
+                )
 
     async def _send_batch(self, plan: Plan, batch: Batch, report: PassReport) -> None:
         self._busy.update(batch.targets)  # never two in-flight transactions on one account

@@ -57,7 +57,9 @@ class Keeper:
 
     async def start(self) -> None:
         self.metrics.build_info.info({"version": __version__})
-        identity = load_identity(self.settings, dry_run=self.dry_run)  # keypair problems stop here, before any I/O
+        identity = load_identity(
+            self.settings, dry_run=self.dry_run
+        )  # keypair problems stop here, before any I/O
         self.rpc = rpc_client(self.settings, self.metrics)
         await check_rpc(self.rpc)
         await check_program(self.rpc, identity.program_id)
