@@ -37,7 +37,8 @@ async def _demo(port: int) -> None:
     click.secho("nosana-keeper demo", bold=True)
     click.echo("starting the embedded local chain with the demo world …")
     world = await asyncio.to_thread(load_world, "demo")
-    async with LocalChain.start(world, port=port, slot_ms=200) as chain:
+    # A frozen clock keeps the demo exact: each labelled case resolves as the world expects.
+    async with LocalChain.start(world, port=port, auto_advance=False) as chain:
         keys = write_keypairs(world, Path(tempfile.mkdtemp(prefix="nosana-keeper-demo-")))
         expected = Counter(value.split(":")[0] for value in world.expectations.values())
         click.echo(

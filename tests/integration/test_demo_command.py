@@ -1,0 +1,24 @@
+"""`nosana-keeper demo` (the README's first command) resolves the demo world."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from keeper.service.cli import main
+
+
+def test_demo_resolves_every_expected_case() -> None:
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])["summary"]
+    assert summary["errors"] == 0
+    assert summary["failed"] == 0
+    # 3 quitAdmin + 2 claim + 7 clean + 2 cleanAdmin, as the world's labels expect.
+    assert summary["confirmed"] == 14
+    assert summary["tasks"]["expired_runs"]["confirmed"] == 3
+    assert summary["tasks"]["stopped_jobs"]["confirmed"] == 2
+    assert summary["tasks"]["finished_jobs"]["confirmed"] == 9
+    assert summary["orphans"] == 5
+    assert "metrics were served at http://127.0.0.1:" in result.stdout
