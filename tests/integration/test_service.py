@@ -142,3 +142,39 @@ def test_readyz_names_what_fails_when_balance_is_below_the_floor(
     assert before is not None
     assert after is not None
     assert after.lamports == before.lamports  # paused: not a lamport spent
+
+
+def test_sigterm_mid_pass_exits_cleanly_within_the_deadline(cli: KeeperCli, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")},
+        **cli.env,
+        "KEEPER_METRICS_PORT": str(port),
+        "KEEPER_METRICS_HOST": "127.0.0.1",
+        "KEEPER_SEND_SHUTDOWN_DEADLINE_SECONDS": "5",
+    }
+    cli.chain.set_faults(latency_ms=150)  # every request slow: a pass takes seconds
+    command = [
+        sys.executable,
+        "-m",
+        "keeper",
+        "run",
+        "--config",
+        str(LOCAL_PROFILE),
+        "--rpc-url",
+        cli.chain.url,
+        "--keypair",
+        str(cli.keypair),
+    ]
+    log_path = tmp_path / "keeper.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
+        try:
+            _wait_for(lambda: b"pass planned" in log_path.read_bytes(), limit=60)
+            process.send_signal(signal.SIGTERM)  # passes are still sending
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert "shutting down" in log_path.read_text()
