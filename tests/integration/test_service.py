@@ -41,19 +41,8 @@ def _wait_for(predicate, limit: float = 60.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def test_service_passes_reports_and_stops_gracefully(cli: KeeperCli, tmp_path: Path) -> None:
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")},
-        **cli.env,
-        "KEEPER_METRICS_PORT": str(port),
-        "KEEPER_METRICS_HOST": "127.0.0.1",
-        "KEEPER_CLEAN_INTERVAL_SECONDS": "2",
-        "KEEPER_QUIT_INTERVAL_SECONDS": "2",
-        "KEEPER_CLAIM_INTERVAL_SECONDS": "2",
-        "KEEPER_SCHEDULE_JITTER_SECONDS": "0",
-    }
-    command = [
+def _service_command(cli: KeeperCli) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "keeper",
@@ -65,6 +54,30 @@ def test_service_passes_reports_and_stops_gracefully(cli: KeeperCli, tmp_path: P
         "--keypair",
         str(cli.keypair),
     ]
+
+
+def _service_env(cli: KeeperCli, port: int, **settings: str) -> dict[str, str]:
+    """The process environment of a keeper service: the test's settings, no stray KEEPER_*."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")},
+        **cli.env,
+        "KEEPER_METRICS_PORT": str(port),
+        "KEEPER_METRICS_HOST": "127.0.0.1",
+        **settings,
+    }
+
+
+def test_service_passes_reports_and_stops_gracefully(cli: KeeperCli, tmp_path: Path) -> None:
+    port = _free_port()
+    env = _service_env(
+        cli,
+        port,
+        KEEPER_CLEAN_INTERVAL_SECONDS="2",
+        KEEPER_QUIT_INTERVAL_SECONDS="2",
+        KEEPER_CLAIM_INTERVAL_SECONDS="2",
+        KEEPER_SCHEDULE_JITTER_SECONDS="0",
+    )
+    command = _service_command(cli)
     log_path = tmp_path / "keeper.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
@@ -102,25 +115,8 @@ def test_readyz_names_what_fails_when_balance_is_below_the_floor(
     cli: KeeperCli, tmp_path: Path
 ) -> None:
     port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")},
-        **cli.env,
-        "KEEPER_METRICS_PORT": str(port),
-        "KEEPER_METRICS_HOST": "127.0.0.1",
-        "KEEPER_FEES_BALANCE_FLOOR_LAMPORTS": str(10**18),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "keeper",
-        "run",
-        "--config",
-        str(LOCAL_PROFILE),
-        "--rpc-url",
-        cli.chain.url,
-        "--keypair",
-        str(cli.keypair),
-    ]
+    env = _service_env(cli, port, KEEPER_FEES_BALANCE_FLOOR_LAMPORTS=str(10**18))
+    command = _service_command(cli)
     before = cli.chain.get_account(cli.chain.world.keypairs["keeper"].pubkey())
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -146,26 +142,9 @@ def test_readyz_names_what_fails_when_balance_is_below_the_floor(
 
 def test_sigterm_mid_pass_exits_cleanly_within_the_deadline(cli: KeeperCli, tmp_path: Path) -> None:
     port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("KEEPER_")},
-        **cli.env,
-        "KEEPER_METRICS_PORT": str(port),
-        "KEEPER_METRICS_HOST": "127.0.0.1",
-        "KEEPER_SEND_SHUTDOWN_DEADLINE_SECONDS": "5",
-    }
+    env = _service_env(cli, port, KEEPER_SEND_SHUTDOWN_DEADLINE_SECONDS="5")
     cli.chain.set_faults(latency_ms=150)  # every request slow: a pass takes seconds
-    command = [
-        sys.executable,
-        "-m",
-        "keeper",
-        "run",
-        "--config",
-        str(LOCAL_PROFILE),
-        "--rpc-url",
-        cli.chain.url,
-        "--keypair",
-        str(cli.keypair),
-    ]
+    command = _service_command(cli)
     log_path = tmp_path / "keeper.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
