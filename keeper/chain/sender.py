@@ -31,11 +31,7 @@ from keeper.chain.outcome import BatchResult, FeeDecision, SendOutcome
 from keeper.chain.simulation import simulate_until_clean
 from keeper.chain.status import StatusBoard
 from keeper.chain.transaction import (
-    MAX_COMPUTE_UNITS,
-    MAX_TRANSACTION_SIZE,
-    TxVersion,
     compile_message,
-    fee_lamports,
     highest_price_within,
     sign,
     unit_limit_for,
@@ -44,6 +40,12 @@ from keeper.chain.transaction import (
 from keeper.errors import RpcResponseError, SafetyViolation, TransactionError
 from keeper.program.ids import COMPUTE_BUDGET_PROGRAM
 from keeper.program.instructions import allowed
+from keeper.program.limits import (
+    MAX_COMPUTE_UNITS,
+    MAX_TRANSACTION_BYTES,
+    TxVersion,
+    fee_lamports,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -252,10 +254,10 @@ class Sender:
 
     def _check_size(self, batch: Sequence[Instruction], unit_price: int) -> None:
         size = len(self._simulation_wire(batch, unit_price=unit_price))
-        if size > MAX_TRANSACTION_SIZE:
+        if size > MAX_TRANSACTION_BYTES:
             raise TransactionError(
                 f"the batch of {len(batch)} instructions makes a {size}-byte transaction, "
-                f"over the {MAX_TRANSACTION_SIZE}-byte limit (a packing bug); nothing was sent"
+                f"over the {MAX_TRANSACTION_BYTES}-byte limit (a packing bug); nothing was sent"
             )
 
     def _simulation_wire(self, instructions: Sequence[Instruction], *, unit_price: int) -> bytes:

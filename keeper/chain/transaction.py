@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 from solders.hash import Hash
 from solders.message import Message, MessageV0
@@ -11,6 +11,26 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from keeper.program.instructions import compute_unit_limit, compute_unit_price
+from keeper.program.limits import (
+    LAMPORTS_PER_SIGNATURE,
+    MAX_COMPUTE_UNITS,
+    MICRO_LAMPORTS_PER_LAMPORT,
+    TxVersion,
+    fee_lamports,
+)
+
+__all__ = [
+    "MAX_COMPUTE_UNITS",
+    "AnyMessage",
+    "TxVersion",
+    "compile_message",
+    "fee_lamports",
+    "highest_price_within",
+    "sign",
+    "signer_keys",
+    "unit_limit_for",
+    "unsigned_bytes",
+]
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -19,15 +39,10 @@ if TYPE_CHECKING:
     from solders.keypair import Keypair
     from solders.pubkey import Pubkey
 
-MAX_COMPUTE_UNITS: Final = 1_400_000
-MAX_TRANSACTION_SIZE: Final = 1_232
-LAMPORTS_PER_SIGNATURE: Final = 5_000
-MICRO_LAMPORTS_PER_LAMPORT: Final = 1_000_000
 # The sender puts SetComputeUnitLimit and SetComputeUnitPrice first: instruction i of the
 # batch is instruction i + BUDGET_PREFIX of the transaction.
 BUDGET_PREFIX: Final = 2
 
-TxVersion = Literal["legacy", "v0"]
 AnyMessage = Message | MessageV0
 
 
@@ -62,12 +77,6 @@ def sign(message: AnyMessage, keypairs: Sequence[Keypair]) -> tuple[bytes, Signa
     ordered = [by_key[key] for key in signer_keys(message)]
     transaction = VersionedTransaction(message, ordered)
     return bytes(transaction), transaction.signatures[0]
-
-
-def fee_lamports(signatures: int, unit_price: int, unit_limit: int) -> int:
-    """Base fee per signature plus the priority fee, rounded up as the runtime does."""
-    priority = math.ceil(unit_price * unit_limit / MICRO_LAMPORTS_PER_LAMPORT)
-    return LAMPORTS_PER_SIGNATURE * signatures + priority
 
 
 def highest_price_within(max_fee: int, signatures: int, unit_limit: int) -> int | None:

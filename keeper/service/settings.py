@@ -24,8 +24,6 @@ from solders.pubkey import Pubkey
 from keeper.errors import ConfigError
 from keeper.program.ids import MAINNET
 
-MAX_COMPUTE_UNITS = 1_400_000
-
 
 def _pubkey(value: str) -> str:
     try:

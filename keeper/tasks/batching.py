@@ -22,13 +22,12 @@ from keeper.program.instructions import (
     compute_unit_limit,
     compute_unit_price,
 )
+from keeper.program.limits import MAX_COMPUTE_UNITS, MAX_TRANSACTION_BYTES, TxVersion
 from keeper.tasks.builders import instruction_for, placeholder_run
 from keeper.tasks.txsize import (
     KEY_BYTES,
-    MAX_TRANSACTION_BYTES,
     SIGNATURE_BYTES,
     Draft,
-    TxVersion,
     instruction_bytes,
     measure,
 )
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
     from keeper.tasks.identity import ClaimIdentity
     from keeper.tasks.plan import Action
 
-MAX_COMPUTE_UNITS: Final = 1_400_000
 # Estimates for packing only; the sender sets the real limit from a simulation.
 DEFAULT_COMPUTE_UNITS: Final[Mapping[MaintenanceInstruction, int]] = MappingProxyType(
     {

@@ -1,4 +1,7 @@
-"""Fee policy, pure: the unit price, the unit limit, a transaction's fee, spending guards.
+"""Fee policy, pure: the unit price and the spending guards.
+
+A transaction's fee and the unit limit are computed where they are used: the fee by
+``keeper.program.limits.fee_lamports``, the limit by the sender from its simulation.
 
 Timestamps are the caller's monotonic clock readings; nothing here reads a clock.
 """
@@ -9,15 +12,11 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from fractions import Fraction
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-LAMPORTS_PER_SIGNATURE: Final = 5_000
-MICRO_LAMPORTS_PER_LAMPORT: Final = 1_000_000
-MAX_UNIT_LIMIT: Final = 1_400_000
 HOUR_SECONDS: Final = 3_600.0
 
 
@@ -58,25 +57,6 @@ def choose_unit_price(
         return PriceChoice(floor, PriceSource.FLOOR_FALLBACK)
     wanted = percentile_of(recent_fees, percentile) if recent_fees else floor
     return PriceChoice(min(cap, max(floor, wanted)), PriceSource.RPC)
-
-
-def fee_lamports(signatures: int, unit_price: int, unit_limit: int) -> int:
-    """5,000 per signature plus the priority fee ``ceil(price * limit / 1e6)``."""
-    priority = -(-unit_price * unit_limit // MICRO_LAMPORTS_PER_LAMPORT)
-    return LAMPORTS_PER_SIGNATURE * signatures + priority
-
-
-def unit_limit_from_simulation(units: int, margin: float) -> int:
-    """The consumed units plus a ``margin`` fraction (0.1 = 10 %), at most 1.4 M."""
-    if units < 0 or margin < 0:
-        raise ValueError(f"units and margin must be >= 0, got {units}, {margin}")
-    # Decimal reading of the margin: 100,000 with 0.1 is 110,000, not float's 110,001.
-    return min(MAX_UNIT_LIMIT, max(1, math.ceil(units * (1 + Fraction(str(margin))))))
-
-
-def within_tx_cap(fee: int, cap: int) -> bool:
-    """A transaction's fee may not exceed the per-transaction cap."""
-    return fee <= cap
 
 
 def above_balance_floor(balance: int, cost: int, floor: int) -> bool:

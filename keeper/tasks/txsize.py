@@ -12,12 +12,14 @@ message (no lookup tables) is 2 bytes longer: its version prefix and an empty ta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 from solders.hash import Hash
 from solders.message import Message, MessageV0
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
+
+from keeper.program.limits import TxVersion
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,14 +27,12 @@ if TYPE_CHECKING:
     from solders.instruction import Instruction
     from solders.pubkey import Pubkey
 
-MAX_TRANSACTION_BYTES: Final = 1_232
 SIGNATURE_BYTES: Final = 64
 KEY_BYTES: Final = 32
 _HEADER_BYTES: Final = 3
 _BLOCKHASH_BYTES: Final = 32
 _SHORTVEC_ONE_BYTE: Final = 0x80
 _SHORTVEC_TWO_BYTES: Final = 0x4000
-TxVersion = Literal["legacy", "v0"]
 V0_EXTRA_BYTES: Final = 2  # version prefix + an empty address-table-lookup list
 
 

@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 from task_factories import IDENTITY, KEEPER, MARKET, PROGRAM, action, key, workloads
 
 from keeper.program.instructions import MaintenanceInstruction
+from keeper.program.limits import MAX_TRANSACTION_BYTES
 from keeper.tasks.batching import PackLimits, Signing, budget_instructions, pack
 from keeper.tasks.builders import REASONS_FOR, instruction_for, placeholder_run
 from keeper.tasks.identity import ClaimIdentity
 from keeper.tasks.plan import Action
-from keeper.tasks.txsize import MAX_TRANSACTION_BYTES, measure
+from keeper.tasks.txsize import measure
 
 SELF_NODE = ClaimIdentity(authority=KEEPER, stake=key("s"), nft=key("n"), metadata=key("m"))
 

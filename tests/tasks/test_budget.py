@@ -7,16 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keeper.tasks.budget import (
-    MAX_UNIT_LIMIT,
     FeeBudget,
     PriceChoice,
     PriceSource,
     above_balance_floor,
     choose_unit_price,
-    fee_lamports,
     percentile_of,
-    unit_limit_from_simulation,
-    within_tx_cap,
 )
 
 
@@ -66,25 +62,7 @@ def test_choice_always_within_bounds(fees, floor, extra) -> None:
     assert (choice.source is PriceSource.FLOOR_FALLBACK) == (fees is None)
 
 
-def test_fee_lamports() -> None:
-    assert fee_lamports(1, 0, 200_000) == 5_000
-    assert fee_lamports(2, 1_000, 200_000) == 10_000 + 200
-    assert fee_lamports(1, 1, 1) == 5_001  # the priority fee rounds up
-    assert fee_lamports(7, 3, 1_000_000) == 35_000 + 3
-
-
-def test_unit_limit_from_simulation() -> None:
-    assert unit_limit_from_simulation(100_000, 0.1) == 110_000
-    assert unit_limit_from_simulation(100_001, 0.1) == 110_002  # rounds up
-    assert unit_limit_from_simulation(1_300_000, 0.2) == MAX_UNIT_LIMIT
-    assert unit_limit_from_simulation(0, 0.5) == 1
-    with pytest.raises(ValueError, match=">= 0"):
-        unit_limit_from_simulation(-1, 0.1)
-
-
-def test_caps_and_floor_boundaries() -> None:
-    assert within_tx_cap(10_000, 10_000)
-    assert not within_tx_cap(10_001, 10_000)
+def test_balance_floor_boundaries() -> None:
     assert above_balance_floor(1_000_000, 900_000, 100_000)
     assert not above_balance_floor(1_000_000, 900_001, 100_000)
 
