@@ -33,7 +33,7 @@ from keeper.program.layouts import (
 )
 from keeper.program.state import JobState
 from keeper.tasks import census, expired_runs, finished_jobs, stopped_jobs
-from keeper.tasks.plan import Plan, PlanBuilder, Reason, Task
+from keeper.tasks.plan import Plan, PlanBuilder, Reason, Task, combine
 from keeper.tasks.views import (
     ABSENT,
     JobView,
@@ -211,7 +211,8 @@ async def _done_jobs_of_market(
     now: int,
     params: finished_jobs.FinishedJobsParams,
 ) -> tuple[Plan, int]:
-    plan = Plan(Task.FINISHED_JOBS)
+    parts: list[Plan] = []
+    odd = PlanBuilder(Task.FINISHED_JOBS)
     seen = 0
     async for chunk in stream_program_accounts(
         scope.rpc,
@@ -223,7 +224,7 @@ async def _done_jobs_of_market(
     ):
         seen += len(chunk) + len(chunk.odd)
         records = decode_jobs(chunk.data, DONE_JOB_SLICE)
-        plan = plan.merge(
+        parts.append(
             finished_jobs.decide_market(
                 records,
                 chunk.key_array(),
@@ -233,15 +234,9 @@ async def _done_jobs_of_market(
                 params=params,
             )
         )
-        if chunk.odd:
-            plan = plan.merge(_odd(Task.FINISHED_JOBS, len(chunk.odd)))
-    return plan, seen
-
-
-def _odd(task: Task, count: int) -> Plan:
-    builder = PlanBuilder(task)
-    builder.skip(Reason.UNDECODABLE, count)
-    return builder.build()
+        odd.skip(Reason.UNDECODABLE, len(chunk.odd))
+    parts.append(odd.build())
+    return combine(Task.FINISHED_JOBS, parts), seen
 
 
 @dataclass(slots=True)
@@ -287,11 +282,11 @@ async def plan_finished_jobs(
     found = await job_census(scope)
     gone = [key for key in found.done_markets if key not in markets]
     markets.update(await market_views(scope, gone))
-    plan = Plan(Task.FINISHED_JOBS)
+    parts: list[Plan] = []
     seen = 0
     for key in sorted(found.done_markets, key=bytes):  # one query per market: bounded answers
         market_plan, count = await _done_jobs_of_market(scope, key, markets[key], now, params)
-        plan = plan.merge(market_plan)
+        parts.append(market_plan)
         seen += count
     extra = PlanBuilder(Task.FINISHED_JOBS)
     extra.skip(Reason.UNKNOWN_STATE, found.unknown_states)
@@ -302,13 +297,14 @@ async def plan_finished_jobs(
     )
     extra.skip(Reason.LEGACY_LAYOUT, legacy)
     orphans = await _orphans(scope, found.queued, markets)
-    plan = plan.merge(extra.build())
+    extra.orphans.extend(orphans.orphans)
+    parts.append(extra.build())
     findings = Findings(
         seen={"done_job": seen, "job": found.jobs, "market": len(markets)},
         legacy_jobs=legacy,
         orphan_jobs=len(orphans.orphans),
     )
-    return Plan(plan.task, plan.actions, plan.skips, orphans.orphans), findings
+    return combine(Task.FINISHED_JOBS, parts), findings
 
 
 async def _orphans(

@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from solders.pubkey import Pubkey
 
     from keeper.program.instructions import MaintenanceInstruction
@@ -102,6 +104,20 @@ class Plan:
             skips=self.skips + other.skips,
             orphans=self.orphans + other.orphans,
         )
+
+
+def combine(task: Task, plans: Iterable[Plan]) -> Plan:
+    """Many plans of one task as one, concatenated once (pairwise ``merge`` recopies)."""
+    actions: list[Action] = []
+    skips: Counter[Reason] = Counter()
+    orphans: list[Pubkey] = []
+    for plan in plans:
+        if plan.task != task:
+            raise ValueError(f"cannot combine a {plan.task} plan into {task}")
+        actions.extend(plan.actions)
+        skips.update(plan.skips)
+        orphans.extend(plan.orphans)
+    return Plan(task, tuple(actions), +skips, tuple(orphans))
 
 
 @dataclass(slots=True)

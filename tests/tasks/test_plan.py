@@ -9,7 +9,7 @@ import pytest
 from task_factories import JOB, MARKET, PAYER
 
 from keeper.program.instructions import MaintenanceInstruction
-from keeper.tasks.plan import ACTION_REASONS, Action, Plan, PlanBuilder, Reason, Task
+from keeper.tasks.plan import ACTION_REASONS, Action, Plan, PlanBuilder, Reason, Task, combine
 
 
 def _clean() -> Action:
@@ -53,3 +53,17 @@ def test_merge_adds_and_refuses_other_tasks() -> None:
     assert merged.skips[Reason.NOT_EXPIRED] == 3
     with pytest.raises(ValueError, match="different tasks"):
         one.merge(Plan(Task.CENSUS))
+
+
+def test_combine_equals_pairwise_merge_and_refuses_other_tasks() -> None:
+    parts = [
+        Plan(Task.FINISHED_JOBS, (_clean(),), Counter({Reason.NOT_EXPIRED: 1})),
+        Plan(Task.FINISHED_JOBS, (), Counter({Reason.NOT_EXPIRED: 2}), (JOB,)),
+        Plan(Task.FINISHED_JOBS, (_clean(),), Counter({Reason.LEGACY_LAYOUT: 1})),
+    ]
+    combined = combine(Task.FINISHED_JOBS, parts)
+    pairwise = parts[0].merge(parts[1]).merge(parts[2])
+    assert combined == pairwise
+    assert combine(Task.FINISHED_JOBS, []) == Plan(Task.FINISHED_JOBS)
+    with pytest.raises(ValueError, match="cannot combine"):
+        combine(Task.FINISHED_JOBS, [Plan(Task.CENSUS)])
