@@ -263,6 +263,10 @@ class LocalChain:
     def get_account(self, key: Pubkey) -> Account | None:
         return self._on_loop(lambda: self.ledger.get(key))
 
+    def close_account(self, key: Pubkey) -> bool:
+        """Remove an account, as its owner closing it would (a market closed by its admin)."""
+        return self._on_loop(lambda: self.ledger.delete(key))
+
     @property
     def unix_timestamp(self) -> int:
         return self._on_loop(lambda: self.ledger.clock.unix_timestamp)

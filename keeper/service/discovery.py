@@ -278,36 +278,77 @@ async def job_census(scope: Scope) -> Census:
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class MarketMemory:
+    """Markets worth a per-market scan next pass, so passes between censuses skip the sweep.
+
+    ``markets``: the live markets and the gone ones that still held Done jobs. Only which
+    queries run depends on it: every decision reads this pass's market accounts.
+    """
+
+    markets: frozenset[Pubkey]
+
+
 async def plan_finished_jobs(
-    scope: Scope, now: int, params: finished_jobs.FinishedJobsParams
-) -> tuple[Plan, Findings]:
+    scope: Scope,
+    now: int,
+    params: finished_jobs.FinishedJobsParams,
+    memory: MarketMemory | None = None,
+) -> tuple[Plan, Findings, MarketMemory]:
+    """Done jobs, one query per market. Without ``memory``, a census of every job first
+    finds the markets holding Done jobs (gone ones too), odd states, legacy and orphan
+    jobs; with it, the live markets and the remembered ones are scanned and the census
+    gauges keep their last values.
+    """
     markets = await all_markets(scope)
-    found = await job_census(scope)
-    gone = [key for key in found.done_markets if key not in markets]
+    extra = PlanBuilder(Task.FINISHED_JOBS)
+    findings = Findings(seen={"market": len(markets)})
+    if memory is None:
+        found = await job_census(scope)
+        to_scan = set(found.done_markets)
+        extra.skip(Reason.UNKNOWN_STATE, found.unknown_states)
+        findings.seen["job"] = found.jobs
+    else:
+        to_scan = set(markets) | memory.markets
+    gone = [key for key in to_scan if key not in markets]
     markets.update(await market_views(scope, gone))
     parts: list[Plan] = []
     seen = 0
-    for key in sorted(found.done_markets, key=bytes):  # one query per market: bounded answers
+    still_holding: set[Pubkey] = set()
+    for key in sorted(to_scan, key=bytes):  # one query per market: bounded answers
         market_plan, count = await _done_jobs_of_market(scope, key, markets[key], now, params)
         parts.append(market_plan)
         seen += count
-    extra = PlanBuilder(Task.FINISHED_JOBS)
-    extra.skip(Reason.UNKNOWN_STATE, found.unknown_states)
+        if count:
+            still_holding.add(key)
+    findings.seen["done_job"] = seen
+    if memory is None:
+        await _census_extras(scope, found.queued, markets, extra, findings)
+    parts.append(extra.build())
+    existing = {key for key, view in markets.items() if view is not ABSENT}
+    return combine(Task.FINISHED_JOBS, parts), findings, MarketMemory(
+        frozenset(existing | still_holding)
+    )
+
+
+async def _census_extras(
+    scope: Scope,
+    queued: Sequence[Pubkey],
+    markets: dict[Pubkey, MarketView],
+    extra: PlanBuilder,
+    findings: Findings,
+) -> None:
+    """Legacy jobs (counted, keys only) and orphans: census passes only."""
     legacy = await count_program_accounts(
         scope.rpc,
         scope.program_id,
         [filters.is_job(), filters.data_size(LEGACY_JOB_ALLOCATED_SIZE)],
     )
     extra.skip(Reason.LEGACY_LAYOUT, legacy)
-    orphans = await _orphans(scope, found.queued, markets)
+    orphans = await _orphans(scope, queued, markets)
     extra.orphans.extend(orphans.orphans)
-    parts.append(extra.build())
-    findings = Findings(
-        seen={"done_job": seen, "job": found.jobs, "market": len(markets)},
-        legacy_jobs=legacy,
-        orphan_jobs=len(orphans.orphans),
-    )
-    return combine(Task.FINISHED_JOBS, parts), findings
+    findings.legacy_jobs = legacy
+    findings.orphan_jobs = len(orphans.orphans)
 
 
 async def _orphans(

@@ -54,6 +54,8 @@ class Keeper:
     identity: Identity | None = None
     executor: Executor | None = None
     last_success: dict[Task, float] = field(default_factory=dict)
+    market_memory: discovery.MarketMemory | None = None
+    census_at: float | None = None  # monotonic time of the last census of every job
 
     async def start(self) -> None:
         self.metrics.build_info.info({"version": __version__})
@@ -146,7 +148,19 @@ class Keeper:
             )
             return await discovery.plan_stopped_jobs(scope, claim)
         finished = finished_jobs.FinishedJobsParams(is_admin=admin)
-        return await discovery.plan_finished_jobs(scope, now, finished)
+        memory = None if self._census_due() else self.market_memory
+        plan, findings, self.market_memory = await discovery.plan_finished_jobs(
+            scope, now, finished, memory
+        )
+        if memory is None:
+            self.census_at = time.monotonic()
+        return plan, findings
+
+    def _census_due(self) -> bool:
+        if self.census_at is None or self.market_memory is None:
+            return True
+        age = time.monotonic() - self.census_at
+        return age >= self.settings.clean.census_interval_seconds
 
     async def run_task(self, task: Task) -> PassReport:
         """One pass of ``task``. Errors are logged and counted; they never escape."""

@@ -97,6 +97,12 @@ class CleanSettings(TaskSettings):
     """Finished jobs -> clean (anyone) or cleanAdmin (admin, market gone)."""
 
     interval_seconds: float = Field(600.0, gt=0, description="Seconds between passes.")
+    census_interval_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds between censuses of every job (gone markets, odd states, "
+        "legacy and orphan jobs); passes in between scan the markets the last one found.",
+    )
 
 
 class FeeSettings(Group):
