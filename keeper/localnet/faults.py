@@ -12,6 +12,9 @@ Each switch is a field of ``FaultConfig``. Counted faults come in two forms: ``*
   account is deleted, as if another keeper had closed it since the scan; the program then
   fails with AccountNotInitialized (3012): at preflight (-32002), or as a landed failed
   transaction when preflight is skipped.
+- ``fee_source_error``: getRecentPrioritizationFees calls (each call in a batch counts).
+  A faulted call answers a JSON-RPC error (-32603, HTTP 200), as when a node's
+  prioritization-fee cache fails; every other method answers as usual.
 
 ``clock_skew_seconds`` is not counted: it offsets the chain clock while set. Switch
 faults in-process (``Faults.set``), over JSON-RPC (``localnet_setFaults``) or from the
@@ -40,6 +43,8 @@ class FaultConfig:
     drop_next: int = 0  # the next K sendTransaction return a signature, never land
     competitor_every: int = 0  # every Nth send: another keeper closes the target first
     competitor_next: int = 0  # the next K sends: another keeper closes the target first
+    fee_source_error_every: int = 0  # every Nth getRecentPrioritizationFees: JSON-RPC error
+    fee_source_error_next: int = 0  # the next K getRecentPrioritizationFees: JSON-RPC error
     clock_skew_seconds: int = 0  # chain clock offset from its unskewed course
 
 
@@ -126,7 +131,8 @@ class Faults:
     ) -> None:
         self._clock = clock
         self._counters = {
-            kind: _Counter() for kind in ("rate_limit", "server_error", "drop", "competitor")
+            kind: _Counter()
+            for kind in ("rate_limit", "server_error", "drop", "competitor", "fee_source_error")
         }
         self.config = FaultConfig()
         self.apply(config or FaultConfig())
@@ -179,6 +185,10 @@ class Faults:
     def competitor_strikes(self) -> bool:
         """Count one send with a target; True if another keeper closes the target first."""
         return self._counters["competitor"].fires(self.config.competitor_every)
+
+    def fee_source_fails(self) -> bool:
+        """Count one getRecentPrioritizationFees call; True if it must answer an error."""
+        return self._counters["fee_source_error"].fires(self.config.fee_source_error_every)
 
     @property
     def latency_seconds(self) -> float:

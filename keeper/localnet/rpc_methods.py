@@ -4,6 +4,8 @@ Each method takes the ``Node`` and the call's ``Params`` and returns a JSON-read
 a ``StreamedJson``), raising ``RpcMethodError`` for error answers. Shapes follow what
 real nodes return and solana-py / solders parse (``{"context": {...}, "value": ...}``).
 ``commitment`` is accepted and ignored: every landed transaction is final at once.
+Method-level faults act here (``fee_source_error``: getRecentPrioritizationFees answers a
+JSON-RPC error); HTTP-level ones act in the server before any method runs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from keeper.localnet.rpc_accounts import (
 )
 from keeper.localnet.rpc_params import (
     BLOCK_NOT_AVAILABLE,
+    INTERNAL_ERROR,
     Params,
     RpcMethodError,
     blockhash,
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 FEATURE_SET: Final = 1_416_569_292
 MAX_MULTIPLE_ACCOUNTS: Final = 100
 MAX_PRIORITIZATION_FEE_ADDRESSES: Final = 128
+FEE_SOURCE_FAULT_MESSAGE: Final = "Internal error: prioritization fee cache unavailable"
 
 
 # -- cluster ----------------------------------------------------------------------------
@@ -104,6 +108,8 @@ def get_minimum_balance_for_rent_exemption(_node: Node, params: Params) -> objec
 
 
 def get_recent_prioritization_fees(node: Node, params: Params) -> object:
+    if node.faults.fee_source_fails():
+        raise RpcMethodError(INTERNAL_ERROR, FEE_SOURCE_FAULT_MESSAGE)
     if len(params):  # per-account fees are not modelled; the addresses are only checked
         for item in params.array(0, "addresses", max_items=MAX_PRIORITIZATION_FEE_ADDRESSES):
             pubkey(item)

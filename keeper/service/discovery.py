@@ -326,8 +326,10 @@ async def plan_finished_jobs(
         await _census_extras(scope, found.queued, markets, extra, findings)
     parts.append(extra.build())
     existing = {key for key, view in markets.items() if view is not ABSENT}
-    return combine(Task.FINISHED_JOBS, parts), findings, MarketMemory(
-        frozenset(existing | still_holding)
+    return (
+        combine(Task.FINISHED_JOBS, parts),
+        findings,
+        MarketMemory(frozenset(existing | still_holding)),
     )
 
 

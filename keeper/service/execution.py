@@ -143,9 +143,13 @@ class Executor:
             for attempt in range(1, SEND_ATTEMPTS + 1):
                 # Re-read and re-judge before every (re)build: the chain moved meanwhile.
                 keep = await self._recheck(pending, report)
-                if not keep or not await self._guards_allow(keep, report):
+                held = await self._guards_allow(keep, report) if keep else None
+                if held is None:
                     return
-                pending = await self._send(plan, keep, report, final=attempt == SEND_ATTEMPTS)
+                try:
+                    pending = await self._send(plan, keep, report, final=attempt == SEND_ATTEMPTS)
+                finally:
+                    self.budget.release(held)  # what was actually paid is spent by now
                 if not pending:
                     return
         finally:
@@ -213,14 +217,20 @@ class Executor:
 
     # -- guards ------------------------------------------------------------------------
 
-    async def _guards_allow(self, actions: Sequence[Action], report: PassReport) -> bool:
+    async def _guards_allow(self, actions: Sequence[Action], report: PassReport) -> int | None:
+        """The lamports reserved in the fee budget for sending ``actions`` (the fee cap plus
+        claim rent: release them after the send), or None when a guard pauses sending."""
         fees = self.settings.fees
         rent = sum(-a.lamports for a in actions if a.kind is MaintenanceInstruction.CLAIM)
         cost = fees.max_fee_per_transaction_lamports + rent
         balance = await get_balance(self.scope.rpc, self.identity.keypair.pubkey())
         self.metrics.balance_lamports.set(balance)
-        below = not budget.above_balance_floor(balance, cost, fees.balance_floor_lamports)
-        over = not self.budget.allows(self.monotonic(), cost)
+        # What batches in flight may still pay counts as gone (conservative if they landed).
+        spendable = balance - self.budget.held
+        below = not budget.above_balance_floor(spendable, cost, fees.balance_floor_lamports)
+        # No await from this check to the reservation: batches in flight cannot both pass it.
+        now = self.monotonic()
+        over = not self.budget.allows(now, cost)
         self.metrics.sending_paused.labels(cause="balance_floor").set(int(below))
         self.metrics.sending_paused.labels(cause="fee_budget").set(int(over))
         if below or over:
@@ -231,8 +241,9 @@ class Executor:
                 self.metrics.actions_failed.labels(
                     action=action.kind, reason=f"paused_{cause}"
                 ).inc()
-            return False
-        return True
+            return None
+        self.budget.reserve(now, cost)
+        return cost
 
     # -- send --------------------------------------------------------------------------
 

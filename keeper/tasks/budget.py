@@ -69,13 +69,16 @@ class FeeBudget:
     """A rolling budget: lamports spent within the last ``window_seconds`` stay ≤ ``limit``.
 
     ``now`` is a monotonic timestamp in seconds from the caller. Count fees and claim
-    rent alike: both leave the keeper's wallet.
+    rent alike: both leave the keeper's wallet. Transactions in flight at once each
+    ``reserve`` their worst case (fee cap plus rent) before sending and ``release`` it once
+    their actual cost is ``spend``-ed, so concurrent sends can never overrun the limit.
     """
 
     limit: int
     window_seconds: float = HOUR_SECONDS
     _spends: deque[tuple[float, int]] = field(default_factory=deque, init=False, repr=False)
     _total: int = field(default=0, init=False)
+    _held: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if self.limit < 0 or self.window_seconds <= 0:
@@ -85,8 +88,28 @@ class FeeBudget:
         self._expire(now)
         return self._total
 
+    @property
+    def held(self) -> int:
+        """Lamports reserved by transactions in flight (not yet spent or released)."""
+        return self._held
+
     def allows(self, now: float, lamports: int) -> bool:
-        return self.spent(now) + lamports <= self.limit
+        return self.spent(now) + self._held + lamports <= self.limit
+
+    def reserve(self, now: float, lamports: int) -> bool:
+        """Hold ``lamports`` for a send if the budget allows them; False (nothing held) if not."""
+        if lamports < 0:
+            raise ValueError(f"cannot reserve {lamports} lamports")
+        if not self.allows(now, lamports):
+            return False
+        self._held += lamports
+        return True
+
+    def release(self, lamports: int) -> None:
+        """Give back a reservation (after its actual cost was spent, or nothing was sent)."""
+        if not 0 <= lamports <= self._held:
+            raise ValueError(f"cannot release {lamports} of {self._held} lamports held")
+        self._held -= lamports
 
     def spend(self, now: float, lamports: int) -> None:
         if lamports < 0:

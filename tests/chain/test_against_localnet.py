@@ -139,6 +139,16 @@ async def test_fees(chain: LocalChain, rpc: RpcClient) -> None:
     assert await recent_prioritization_fees(rpc, [label(chain, "market_open")]) == [0, 10, 500]
 
 
+async def test_a_failing_fee_source_is_none_not_an_empty_list(
+    chain: LocalChain, rpc: RpcClient, sleeps: SleepRecorder
+) -> None:
+    chain.set_prioritization_fees([0, 10, 500])
+    chain.set_faults(fee_source_error_next=1)
+    assert await recent_prioritization_fees(rpc, [label(chain, "market_open")]) is None
+    assert sleeps.delays == []  # a JSON-RPC error is an answer: not retried
+    assert await recent_prioritization_fees(rpc, [label(chain, "market_open")]) == [0, 10, 500]
+
+
 async def test_429_from_the_chain_honours_retry_after(
     chain: LocalChain, rpc: RpcClient, sleeps: SleepRecorder
 ) -> None:

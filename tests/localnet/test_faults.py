@@ -171,6 +171,69 @@ async def test_the_competitor_only_strikes_the_configured_number_of_times(toy_ch
     assert chain_kit.account(data_b).data == b"y" * 8
 
 
+async def fee_answers(http, count: int) -> list[str]:
+    """``ok`` or the JSON-RPC error code of each of ``count`` getRecentPrioritizationFees."""
+    answers = []
+    for _ in range(count):
+        response = await call(http, "getRecentPrioritizationFees", [])
+        assert response.status_code == 200  # a JSON-RPC error, not an HTTP fault
+        body = response.json()
+        answers.append("ok" if "result" in body else str(body["error"]["code"]))
+    return answers
+
+
+async def test_fee_source_error_next_answers_a_json_rpc_error_then_recovers(toy_chain, http):
+    toy_chain.set_prioritization_fees([7_000])
+    await call(http, "localnet_setFaults", {"fee_source_error_next": 2})
+
+    failed = (await call(http, "getRecentPrioritizationFees", [])).json()
+
+    assert failed["error"]["code"] == -32603
+    assert "prioritization fee" in failed["error"]["message"]
+    assert "result" not in failed
+    assert await fee_answers(http, 2) == ["-32603", "ok"]
+    recovered = (await call(http, "getRecentPrioritizationFees", [])).json()
+    assert [entry["prioritizationFee"] for entry in recovered["result"]] == [7_000]
+
+
+async def test_fee_source_error_every_nth_call_and_other_methods_are_neither_hit_nor_counted(
+    http,
+):
+    await call(http, "localnet_setFaults", {"fee_source_error_every": 2})
+
+    assert await fee_answers(http, 1) == ["ok"]
+    assert await statuses(http, 3) == [200, 200, 200]  # getSlot: not faulted, not counted
+    slot = (await call(http, "getSlot")).json()
+    assert "result" in slot
+    assert await fee_answers(http, 3) == ["-32603", "ok", "-32603"]
+
+
+async def test_fee_source_error_counts_each_call_of_a_batch(http):
+    await call(http, "localnet_setFaults", {"fee_source_error_every": 2})
+    batch = [
+        {"jsonrpc": "2.0", "id": i, "method": "getRecentPrioritizationFees", "params": [[]]}
+        for i in range(4)
+    ] + [{"jsonrpc": "2.0", "id": 9, "method": "getSlot"}]
+
+    answers = {item["id"]: item for item in (await http.post("/", json=batch)).json()}
+
+    assert ["error" in answers[i] for i in range(4)] == [False, True, False, True]
+    assert "result" in answers[9]
+
+
+async def test_fee_source_errors_are_reported_as_injected(http):
+    await call(http, "localnet_setFaults", {"fee_source_error_next": 3})
+    await fee_answers(http, 2)
+
+    snapshot = (await call(http, "localnet_getFaults")).json()["result"]
+
+    assert snapshot["fee_source_error_next"] == 1
+    assert snapshot["injected"]["fee_source_error"] == 2
+    cleared = (await call(http, "localnet_clearFaults")).json()["result"]
+    assert cleared["fee_source_error_next"] == 0
+    assert await fee_answers(http, 1) == ["ok"]
+
+
 async def test_clock_skew_moves_the_clock_sysvar_and_block_time(toy_chain, client, http):
     before = (await client.get_account_info(CLOCK_SYSVAR)).value.data
     await call(http, "localnet_setFaults", {"clock_skew_seconds": 3 * DAY})
@@ -210,13 +273,32 @@ async def test_solana_py_sees_a_429_as_an_http_error(toy_chain, client):
 
 
 def test_fault_specs_parse_from_the_command_line():
-    config = parse_fault_specs(["rate_limit_every=5", "latency_ms=50", "clock_skew_seconds=-86400"])
+    config = parse_fault_specs(
+        [
+            "rate_limit_every=5",
+            "latency_ms=50",
+            "clock_skew_seconds=-86400",
+            "fee_source_error_every=3",
+        ]
+    )
 
-    assert config == FaultConfig(rate_limit_every=5, latency_ms=50, clock_skew_seconds=-86400)
+    assert config == FaultConfig(
+        rate_limit_every=5,
+        latency_ms=50,
+        clock_skew_seconds=-86400,
+        fee_source_error_every=3,
+    )
 
 
 @pytest.mark.parametrize(
-    "spec", ["rate_limit_every", "rate_limit_every=x", "nonsense=1", "drop_next=-1"]
+    "spec",
+    [
+        "rate_limit_every",
+        "rate_limit_every=x",
+        "nonsense=1",
+        "drop_next=-1",
+        "fee_source_error_next=-1",
+    ],
 )
 def test_bad_fault_specs_are_refused(spec):
     with pytest.raises(FaultConfigError):

@@ -88,3 +88,43 @@ def test_fee_budget_refuses_bad_input() -> None:
         budget.spend(6.0, -1)
     with pytest.raises(ValueError, match="window"):
         FeeBudget(limit=10, window_seconds=0)
+
+
+def test_a_reservation_counts_against_the_budget_until_released() -> None:
+    budget = FeeBudget(limit=10_000)
+    assert budget.reserve(0.0, 6_000)
+    assert budget.held == 6_000
+    assert not budget.allows(0.0, 4_001)
+    assert not budget.reserve(0.0, 6_000)  # a second send in flight cannot overrun the limit
+    assert budget.held == 6_000  # a refused reservation holds nothing
+    budget.spend(1.0, 5_100)  # what the first send actually paid...
+    budget.release(6_000)  # ...then its worst case is given back
+    assert budget.held == 0
+    assert budget.allows(1.0, 4_900)
+    assert not budget.allows(1.0, 4_901)
+
+
+def test_fee_budget_refuses_bad_reservations() -> None:
+    budget = FeeBudget(limit=10)
+    with pytest.raises(ValueError, match="cannot reserve"):
+        budget.reserve(0.0, -1)
+    assert budget.reserve(0.0, 4)
+    with pytest.raises(ValueError, match="cannot release"):
+        budget.release(5)
+    with pytest.raises(ValueError, match="cannot release"):
+        budget.release(-1)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 20_000), st.integers(0, 20_000)), max_size=20),
+    st.integers(0, 100_000),
+)
+def test_sends_in_flight_together_never_spend_past_the_limit(sends, limit) -> None:
+    """Every send reserves its cap before any settles; each pays at most its cap."""
+    budget = FeeBudget(limit=limit)
+    admitted = [(cap, paid) for cap, paid in sends if budget.reserve(0.0, cap)]
+    for cap, paid in admitted:
+        budget.spend(1.0, min(paid, cap))
+        budget.release(cap)
+    assert budget.held == 0
+    assert budget.spent(1.0) <= limit
