@@ -223,10 +223,14 @@ class Executor:
         fees = self.settings.fees
         rent = sum(-a.lamports for a in actions if a.kind is MaintenanceInstruction.CLAIM)
         cost = fees.max_fee_per_transaction_lamports + rent
+        released_before = self.budget.released_total
         balance = await get_balance(self.scope.rpc, self.identity.keypair.pubkey())
         self.metrics.balance_lamports.set(balance)
-        # What batches in flight may still pay counts as gone (conservative if they landed).
-        spendable = balance - self.budget.held
+        # What batches in flight may still pay counts as gone (conservative if they landed),
+        # and so does what batches finishing during the read held: the node's answer may
+        # predate their fees.
+        held = self.budget.held + self.budget.released_total - released_before
+        spendable = balance - held
         below = not budget.above_balance_floor(spendable, cost, fees.balance_floor_lamports)
         # No await from this check to the reservation: batches in flight cannot both pass it.
         now = self.monotonic()

@@ -79,6 +79,7 @@ class FeeBudget:
     _spends: deque[tuple[float, int]] = field(default_factory=deque, init=False, repr=False)
     _total: int = field(default=0, init=False)
     _held: int = field(default=0, init=False)
+    _released: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if self.limit < 0 or self.window_seconds <= 0:
@@ -110,6 +111,13 @@ class FeeBudget:
         if not 0 <= lamports <= self._held:
             raise ValueError(f"cannot release {lamports} of {self._held} lamports held")
         self._held -= lamports
+        self._released += lamports
+
+    @property
+    def released_total(self) -> int:
+        """Every lamport ever released: a difference of two readings is what was released
+        between them (a balance read meanwhile may not show those batches' fees yet)."""
+        return self._released
 
     def spend(self, now: float, lamports: int) -> None:
         if lamports < 0:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import struct
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from solders.transaction import VersionedTransaction
 
 from keeper.localnet.chain import LocalChain
 from keeper.localnet.standalone import write_keypairs
+from keeper.localnet.worlds import load_world
 from keeper.program.limits import LAMPORTS_PER_SIGNATURE
 from keeper.service import cli as cli_module
 from keeper.service.metrics import Metrics, new_metrics
@@ -314,3 +316,109 @@ def test_claim_rent_counts_against_the_hourly_budget(
     assert _sample(
         metrics, "nosana_keeper_actions_failed_total", action="claim", reason="paused_fee_budget"
     ) == len(claims)
+
+
+# -- the balance floor -------------------------------------------------------------------
+
+FLOOR_LAMPORTS = 1_000_000  # the balance floor: the keeper may spend only what lies above it
+ROOM = 2 * CAP_6K + CAP_6K // 2  # above the floor: two transactions at their cap, not three
+
+
+@pytest.fixture
+def poor_chain() -> Iterator[LocalChain]:
+    """``due_chain``'s world (100 due jobs: five transactions), the keeper funded to the
+    balance floor plus ``ROOM``."""
+    world = load_world("scale", jobs=200, due_fraction=0.5, markets=1, payers=1)
+    keeper = world.keeper.pubkey()
+    world.accounts[keeper] = dataclasses.replace(
+        world.accounts[keeper], lamports=FLOOR_LAMPORTS + ROOM
+    )
+    with LocalChain.run_in_thread(world, port=0, auto_advance=False) as chain:
+        yield chain
+
+
+@pytest.fixture
+def poor_cli(poor_chain: LocalChain, tmp_path: Path) -> KeeperCli:
+    paths = write_keypairs(poor_chain.world, tmp_path / "keys")
+    return KeeperCli(poor_chain, paths["keeper"], keeper_env(poor_chain, claim=False))
+
+
+def test_the_balance_floor_holds_with_batches_in_flight_at_once(
+    poor_cli: KeeperCli, keeper_metrics: list[Metrics]
+) -> None:
+    chain = poor_cli.chain
+    keeper = chain.world.keypairs["keeper"].pubkey()
+    before = _balance(chain, keeper)
+    assert before - FLOOR_LAMPORTS == ROOM
+    due = chain.world.counts["due_jobs"]
+    in_flight = 4
+
+    result = poor_cli.invoke(
+        "run",
+        "--once",
+        extra_env={
+            "KEEPER_FEES_MAX_FEE_PER_TRANSACTION_LAMPORTS": str(CAP_6K),
+            "KEEPER_FEES_BALANCE_FLOOR_LAMPORTS": str(FLOOR_LAMPORTS),
+            "KEEPER_SEND_MAX_IN_FLIGHT": str(in_flight),
+        },
+    )
+
+    assert result.exit_code == 0, result.output  # a paused guard is not an error
+    summary = poor_cli.summary(result)
+    assert summary["errors"] == 0
+    assert summary["failed"] == 0
+    assert summary["planned"] == due
+    packed = _events(result, "packed")
+    assert sum(int(str(e["transactions"])) for e in packed) >= 5 > in_flight
+    landed = _landed(chain, result)
+    fees = sum(_fee(t) for t in landed.values())
+    # The guarantee: the balance never goes below the floor, though several batches pass
+    # the guard before any of them lands (only fees leave the wallet: cleans pay rent to
+    # the job's payer). Every fee is within the cap and costs at least one signature.
+    after = _balance(chain, keeper)
+    assert after == before - fees >= FLOOR_LAMPORTS
+    assert summary["fees_lamports"] == fees
+    assert all(LAMPORTS_PER_SIGNATURE <= _fee(t) <= CAP_6K for t in landed.values())
+    # The bound: a batch is sent only if balance - held - cap >= floor, where held is the
+    # cap of every batch in flight. The n-th send therefore had the earlier n - 1 in flight
+    # (a cap each) or landed (at least a signature each) on top of its own cap, so
+    # (n - 1) * LAMPORTS_PER_SIGNATURE + CAP_6K <= ROOM: n <= 2. The first two always
+    # fit (ROOM >= 2 * CAP_6K), so exactly two land.
+    bound = 1 + (ROOM - CAP_6K) // LAMPORTS_PER_SIGNATURE
+    assert bound == 2 == ROOM // CAP_6K
+    assert len(landed) == _transactions(summary) == bound
+    # The rest is counted as paused at the floor, not lost and not failed.
+    paused = _skipped(summary, "paused_balance_floor")
+    assert summary["confirmed"] == summary["sent"] > 0
+    assert paused > 0
+    assert summary["confirmed"] + paused == due
+    assert _skipped(summary, "paused_fee_budget") == 0
+    (metrics,) = keeper_metrics
+    assert _sample(metrics, "nosana_keeper_sending_paused", cause="balance_floor") == 1
+    assert _sample(metrics, "nosana_keeper_sending_paused", cause="fee_budget") == 0
+    assert (
+        _sample(
+            metrics,
+            "nosana_keeper_actions_failed_total",
+            action="clean",
+            reason="paused_balance_floor",
+        )
+        == paused
+    )
+    assert _sample(metrics, "nosana_keeper_fees_paid_lamports_total") == fees
+    assert _sample(metrics, "nosana_keeper_transactions_total", outcome="confirmed") == bound
+    pauses = _events(result, "sending paused")
+    assert {e["cause"] for e in pauses} == {"balance_floor"}
+    assert sum(int(str(e["actions"])) for e in pauses) == paused
+
+
+def _balance(chain: LocalChain, key: Pubkey) -> int:
+    """getBalance over HTTP, as the keeper reads it."""
+    with httpx.Client(base_url=chain.url) as http:
+        answer = http.post(
+            "/",
+            json={"jsonrpc": "2.0", "id": 1, "method": "getBalance", "params": [str(key)]},
+        ).json()
+    value = answer["result"]["value"]
+    assert isinstance(value, int), answer
+    return value

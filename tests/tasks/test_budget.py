@@ -104,6 +104,18 @@ def test_a_reservation_counts_against_the_budget_until_released() -> None:
     assert not budget.allows(1.0, 4_901)
 
 
+def test_released_total_says_what_finished_between_two_readings() -> None:
+    budget = FeeBudget(limit=100_000)
+    budget.reserve(0.0, 6_000)
+    budget.reserve(0.0, 7_000)
+    before = budget.released_total
+    budget.release(6_000)
+    assert budget.released_total - before == 6_000
+    assert budget.held == 7_000
+    budget.release(7_000)
+    assert budget.released_total == 13_000
+
+
 def test_fee_budget_refuses_bad_reservations() -> None:
     budget = FeeBudget(limit=10)
     with pytest.raises(ValueError, match="cannot reserve"):
