@@ -146,11 +146,14 @@ def maintenance_kind(ix: Instruction, program_id: Pubkey) -> MaintenanceInstruct
     return None
 
 
-_EXPECTED_ACCOUNTS = {
-    MaintenanceInstruction.CLEAN: 3,
-    MaintenanceInstruction.CLEAN_ADMIN: 3,
-    MaintenanceInstruction.QUIT_ADMIN: 3,
-    MaintenanceInstruction.CLAIM: 9,
+# Each instruction's accounts as (is_signer, is_writable), in order: exactly what the
+# builders above make and the program's Accounts structs ask for.
+_W, _R, _WS, _RS = (False, True), (False, False), (True, True), (True, False)
+_EXPECTED_FLAGS = {
+    MaintenanceInstruction.CLEAN: (_W, _R, _W),
+    MaintenanceInstruction.CLEAN_ADMIN: (_W, _W, _RS),
+    MaintenanceInstruction.QUIT_ADMIN: (_W, _W, _RS),
+    MaintenanceInstruction.CLAIM: (_W, _WS, _R, _R, _R, _R, _WS, _RS, _R),
 }
 
 # SetComputeUnitLimit (tag 2, u32) and SetComputeUnitPrice (tag 3, u64) only, each with
@@ -165,4 +168,9 @@ def allowed(ix: Instruction, program_id: Pubkey) -> bool:
         expected_length = _COMPUTE_BUDGET_DATA_LENGTHS.get(data[0]) if data else None
         return expected_length == len(data) and not ix.accounts
     kind = maintenance_kind(ix, program_id)
-    return kind is not None and len(ix.accounts) == _EXPECTED_ACCOUNTS[kind]
+    if kind is None:
+        return False
+    flags = tuple((meta.is_signer, meta.is_writable) for meta in ix.accounts)
+    if flags != _EXPECTED_FLAGS[kind]:
+        return False
+    return kind is not MaintenanceInstruction.CLAIM or ix.accounts[-1].pubkey == SYSTEM_PROGRAM

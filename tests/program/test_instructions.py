@@ -230,6 +230,37 @@ def test_allowed_rejects_a_wrong_account_count(kind: MaintenanceInstruction, cha
     assert not instructions.allowed(Instruction(ix.program_id, bytes(ix.data), accounts), PROGRAM)
 
 
+def flag_flips() -> list[tuple[MaintenanceInstruction, int, str]]:
+    return [
+        (kind, index, flag)
+        for kind in MaintenanceInstruction
+        for index in range(len(BUILT[kind].accounts))
+        for flag in ("signer", "writable")
+    ]
+
+
+@pytest.mark.parametrize(("kind", "index", "flag"), flag_flips())
+def test_allowed_rejects_any_account_flag_flipped(
+    kind: MaintenanceInstruction, index: int, flag: str
+) -> None:
+    """A signer or writable bit the program does not ask for is never signed."""
+    ix = BUILT[kind]
+    accounts = list(ix.accounts)
+    meta = accounts[index]
+    accounts[index] = AccountMeta(
+        meta.pubkey,
+        is_signer=meta.is_signer != (flag == "signer"),
+        is_writable=meta.is_writable != (flag == "writable"),
+    )
+    assert not instructions.allowed(Instruction(ix.program_id, bytes(ix.data), accounts), PROGRAM)
+
+
+def test_allowed_rejects_a_claim_whose_system_program_is_swapped() -> None:
+    ix = BUILT[MaintenanceInstruction.CLAIM]
+    accounts = [*ix.accounts[:-1], AccountMeta(PAYER, is_signer=False, is_writable=False)]
+    assert not instructions.allowed(Instruction(ix.program_id, bytes(ix.data), accounts), PROGRAM)
+
+
 @pytest.mark.parametrize("kind", list(MaintenanceInstruction))
 def test_allowed_rejects_arguments_after_the_discriminator(kind: MaintenanceInstruction) -> None:
     ix = BUILT[kind]
@@ -248,8 +279,19 @@ EXPECTED_COUNTS = {
 @given(
     st.binary(max_size=16) | st.sampled_from(sorted(EXPECTED_COUNTS)),
     st.integers(0, 12),
+    st.booleans(),
 )
-def test_random_data_is_allowed_only_as_one_of_the_four(data: bytes, account_count: int) -> None:
-    ix = Instruction(PROGRAM, data, [AccountMeta(PAYER, False, True)] * account_count)
-    expected = EXPECTED_COUNTS.get(data) == account_count
+def test_random_data_is_allowed_only_as_one_of_the_four(
+    data: bytes, account_count: int, builder_flags: bool
+) -> None:
+    """Allowed only with one of the four discriminators, its account count and the flags
+    its builder sets (all-writable, signer-less accounts never fit any of the four)."""
+    template = next((ix for ix in BUILT.values() if bytes(ix.data) == data), None)
+    filler = [AccountMeta(PAYER, is_signer=False, is_writable=True)] * account_count
+    if builder_flags and template is not None:
+        accounts = [*template.accounts, *filler][:account_count]
+    else:
+        accounts = filler
+    ix = Instruction(PROGRAM, data, accounts)
+    expected = builder_flags and EXPECTED_COUNTS.get(data) == account_count
     assert instructions.allowed(ix, PROGRAM) is expected
