@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from keeper.chain.scan_body import PUBKEY_SIZE, AccountChunk, body_parser
+from keeper.chain.scan_body import AccountChunk, body_parser
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from keeper.chain.rpc import RpcClient
     from keeper.program.filters import DataSliceParam, Filter
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "PUBKEY_SIZE", "AccountChunk", "count_program_accounts"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "AccountChunk", "count_program_accounts"]
 
 DEFAULT_CHUNK_SIZE: Final = 10_000
 _METHOD: Final = "getProgramAccounts"

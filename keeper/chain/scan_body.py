@@ -113,6 +113,11 @@ class ChunkBuilder:
                 chunks.append(chunk)
         return chunks
 
+    def rest(self) -> list[AccountChunk]:
+        """The last, partly filled chunk, if any (at the end of a body)."""
+        last = self.flush()
+        return [] if last is None else [last]
+
     def flush(self) -> AccountChunk | None:
         if not self._count:
             return None
@@ -183,10 +188,7 @@ class LibraryParser:
             self._parser.close()
         except ijson.JSONError as error:
             raise RpcResponseError(f"{self._where}: the body ended early") from error
-        chunks = self._drain()
-        last = self._builder.flush()
-        if last is not None:
-            chunks.append(last)
+        chunks = self._drain() + self._builder.rest()
         if not self.accounts:
             _check_empty_body(self._where, bytes(self._head), self._size)
         return chunks
@@ -231,20 +233,18 @@ class CompactParser:
         return self._items(whole)
 
     def finish(self) -> list[AccountChunk]:
+        handed: list[AccountChunk] = []
         if self._library is None and not self._in_result:
-            self._to_library(b"")
+            handed = self._to_library(b"")  # a body whose head never took the compact shape
         if self._library is not None:
-            return self._library.finish()
+            return handed + self._library.finish()
         rest = bytes(self._buffer)
         self._buffer.clear()
         end = _result_end(rest)
         if end is None:
             raise RpcResponseError(f"{self._where}: the body ended early")
         chunks = self._items(rest[:end]) if rest[:end].strip() else []
-        last = self._builder.flush()
-        if last is not None:
-            chunks.append(last)
-        return chunks
+        return chunks + self._builder.rest()
 
     def _head_may_match(self) -> bool:
         """Could more bytes still make the head ``{"jsonrpc":"2.0","result":[``?"""
