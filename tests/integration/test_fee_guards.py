@@ -19,12 +19,12 @@ from solders.transaction import VersionedTransaction
 from keeper.localnet.chain import LocalChain
 from keeper.localnet.standalone import write_keypairs
 from keeper.localnet.worlds import load_world
+from keeper.program.ids import COMPUTE_BUDGET_PROGRAM
 from keeper.program.limits import LAMPORTS_PER_SIGNATURE
 from keeper.service import cli as cli_module
 from keeper.service.metrics import Metrics, new_metrics
 from tests.integration.conftest import KeeperCli, keeper_env
 
-COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 SET_COMPUTE_UNIT_PRICE = 3
 MARKET_PRICE = 50_000  # what every recent slot paid: the price when the fee source answers
 FLOOR = 3_000  # the configured floor, distinct from the default so it is plainly the one used
@@ -63,23 +63,22 @@ def _events(result: Result, event: str) -> list[dict[str, object]]:
     return found
 
 
+def _rpc(chain: LocalChain, method: str, *params: object) -> object:
+    """One JSON-RPC call over HTTP, as the keeper makes it; the answer's ``result``."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    answer = httpx.post(chain.url, json=body).json()
+    assert answer.get("result") is not None, answer
+    return answer["result"]
+
+
 def _landed(chain: LocalChain, result: Result) -> dict[str, dict[str, object]]:
-    """getTransaction (over HTTP) of every transaction the keeper logged as confirmed."""
+    """getTransaction of every transaction the keeper logged as confirmed."""
     signatures = {str(e["signature"]) for e in _events(result, "action confirmed")}
     landed = {}
-    with httpx.Client(base_url=chain.url) as http:
-        for signature in sorted(signatures):
-            answer = http.post(
-                "/",
-                json={
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "getTransaction",
-                    "params": [signature, {"encoding": "base64"}],
-                },
-            ).json()
-            assert answer.get("result") is not None, answer
-            landed[signature] = answer["result"]
+    for signature in sorted(signatures):
+        transaction = _rpc(chain, "getTransaction", signature, {"encoding": "base64"})
+        assert isinstance(transaction, dict)
+        landed[signature] = transaction
     return landed
 
 
@@ -91,7 +90,7 @@ def _unit_prices(landed: dict[str, object]) -> list[int]:
     prices = []
     for ix in message.instructions:
         data = bytes(ix.data)
-        if keys[ix.program_id_index] != COMPUTE_BUDGET or not data:
+        if keys[ix.program_id_index] != COMPUTE_BUDGET_PROGRAM or not data:
             continue
         if data[0] == SET_COMPUTE_UNIT_PRICE:
             prices.append(struct.unpack_from("<Q", data, 1)[0])
@@ -107,6 +106,20 @@ def _fee(landed: dict[str, object]) -> int:
     fee = landed["meta"]["fee"]  # type: ignore[index]
     assert isinstance(fee, int)
     return fee
+
+
+def _assert_cleans_paused_by(metrics: Metrics, result: Result, *, cause: str, paused: int) -> None:
+    """One guard paused ``paused`` cleans, the other none: gauges, counter and logs agree."""
+    other = {"fee_budget": "balance_floor", "balance_floor": "fee_budget"}[cause]
+    assert _sample(metrics, "nosana_keeper_sending_paused", cause=cause) == 1
+    assert _sample(metrics, "nosana_keeper_sending_paused", cause=other) == 0
+    failed = _sample(
+        metrics, "nosana_keeper_actions_failed_total", action="clean", reason=f"paused_{cause}"
+    )
+    assert failed == paused
+    pauses = _events(result, "sending paused")
+    assert {e["cause"] for e in pauses} == {cause}
+    assert sum(int(str(e["actions"])) for e in pauses) == paused
 
 
 def _skipped(summary: dict[str, object], reason: str) -> int:
@@ -258,22 +271,9 @@ def test_the_hourly_budget_stops_sending_and_is_never_overrun(
     assert len(dry.stdout.strip().splitlines()) - 1 == paused
     # Metrics and logs say so.
     metrics = keeper_metrics[0]  # the real pass (the dry run came after it)
-    assert _sample(metrics, "nosana_keeper_sending_paused", cause="fee_budget") == 1
-    assert _sample(metrics, "nosana_keeper_sending_paused", cause="balance_floor") == 0
-    assert (
-        _sample(
-            metrics,
-            "nosana_keeper_actions_failed_total",
-            action="clean",
-            reason="paused_fee_budget",
-        )
-        == paused
-    )
+    _assert_cleans_paused_by(metrics, result, cause="fee_budget", paused=paused)
     assert _sample(metrics, "nosana_keeper_fees_paid_lamports_total") == fees
     assert _sample(metrics, "nosana_keeper_transactions_total", outcome="confirmed") == len(landed)
-    pauses = _events(result, "sending paused")
-    assert {e["cause"] for e in pauses} == {"fee_budget"}
-    assert sum(int(str(e["actions"])) for e in pauses) == paused
 
 
 def test_claim_rent_counts_against_the_hourly_budget(
@@ -394,31 +394,15 @@ def test_the_balance_floor_holds_with_batches_in_flight_at_once(
     assert summary["confirmed"] + paused == due
     assert _skipped(summary, "paused_fee_budget") == 0
     (metrics,) = keeper_metrics
-    assert _sample(metrics, "nosana_keeper_sending_paused", cause="balance_floor") == 1
-    assert _sample(metrics, "nosana_keeper_sending_paused", cause="fee_budget") == 0
-    assert (
-        _sample(
-            metrics,
-            "nosana_keeper_actions_failed_total",
-            action="clean",
-            reason="paused_balance_floor",
-        )
-        == paused
-    )
+    _assert_cleans_paused_by(metrics, result, cause="balance_floor", paused=paused)
     assert _sample(metrics, "nosana_keeper_fees_paid_lamports_total") == fees
     assert _sample(metrics, "nosana_keeper_transactions_total", outcome="confirmed") == bound
-    pauses = _events(result, "sending paused")
-    assert {e["cause"] for e in pauses} == {"balance_floor"}
-    assert sum(int(str(e["actions"])) for e in pauses) == paused
 
 
 def _balance(chain: LocalChain, key: Pubkey) -> int:
-    """getBalance over HTTP, as the keeper reads it."""
-    with httpx.Client(base_url=chain.url) as http:
-        answer = http.post(
-            "/",
-            json={"jsonrpc": "2.0", "id": 1, "method": "getBalance", "params": [str(key)]},
-        ).json()
-    value = answer["result"]["value"]
+    """getBalance, as the keeper reads it."""
+    answer = _rpc(chain, "getBalance", str(key))
+    assert isinstance(answer, dict)
+    value = answer["value"]
     assert isinstance(value, int), answer
     return value
