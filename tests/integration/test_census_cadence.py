@@ -7,7 +7,7 @@ test can count the census sweeps and close a market between passes.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -39,76 +39,67 @@ def census_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-async def started_keeper(
-    chain: LocalChain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Keeper:
-    keys = write_keypairs(chain.world, tmp_path / "keys")
-    for name, value in keeper_env(chain, claim=False).items():
+@pytest.fixture
+async def keeper(
+    demo_chain: LocalChain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Keeper]:
+    """A started Keeper on the demo world (census every hour), closed after the test."""
+    keys = write_keypairs(demo_chain.world, tmp_path / "keys")
+    for name, value in keeper_env(demo_chain, claim=False).items():
         monkeypatch.setenv(name, value)
     settings = load_settings(
         LOCAL_PROFILE,
         {
-            "rpc": {"url": chain.url},
+            "rpc": {"url": demo_chain.url},
             "keypair": keys["keeper"],
             "clean": {"census_interval_seconds": HOUR},
         },
     )
-    keeper = Keeper(settings, Metrics(CollectorRegistry()))
-    await keeper.start()
-    return keeper
+    started = Keeper(settings, Metrics(CollectorRegistry()))
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.close()
 
 
 async def test_between_censuses_a_pass_skips_the_sweep_and_still_sees_a_market_close(
-    demo_chain: LocalChain,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    census_calls: list[int],
+    demo_chain: LocalChain, keeper: Keeper, census_calls: list[int]
 ) -> None:
-    keeper = await started_keeper(demo_chain, tmp_path, monkeypatch)
     world = demo_chain.world
     waiting = world.labels["done_not_expired_gated"]
-    try:
-        first = await keeper.run_task(Task.FINISHED_JOBS)
-        assert not first.errors
-        assert len(census_calls) == 1
-        assert first.confirmed == first.planned > 0
-        assert demo_chain.get_account(waiting) is not None  # not yet expired: left alone
+    first = await keeper.run_task(Task.FINISHED_JOBS)
+    assert not first.errors
+    assert len(census_calls) == 1
+    assert first.confirmed == first.planned > 0
+    assert demo_chain.get_account(waiting) is not None  # not yet expired: left alone
 
-        # The admin closes the gated market: its Done job may now be closed by cleanAdmin.
-        assert demo_chain.close_account(world.labels["market_gated"])
-        second = await keeper.run_task(Task.FINISHED_JOBS)
-        assert not second.errors
-        assert len(census_calls) == 1  # no sweep of every job: the remembered markets
-        assert second.confirmed == second.planned == 1
-        assert demo_chain.get_account(waiting) is None
+    # The admin closes the gated market: its Done job may now be closed by cleanAdmin.
+    assert demo_chain.close_account(world.labels["market_gated"])
+    second = await keeper.run_task(Task.FINISHED_JOBS)
+    assert not second.errors
+    assert len(census_calls) == 1  # no sweep of every job: the remembered markets
+    assert second.confirmed == second.planned == 1
+    assert demo_chain.get_account(waiting) is None
 
-        # An hour of monotonic time later, the census is due again.
-        assert keeper.census_at is not None
-        keeper.census_at = time.monotonic() - HOUR
-        third = await keeper.run_task(Task.FINISHED_JOBS)
-        assert not third.errors
-        assert len(census_calls) == 2
-        assert third.planned == 0
-    finally:
-        await keeper.close()
+    # An hour of monotonic time later, the census is due again.
+    assert keeper.census_at is not None
+    keeper.census_at = time.monotonic() - HOUR
+    third = await keeper.run_task(Task.FINISHED_JOBS)
+    assert not third.errors
+    assert len(census_calls) == 2
+    assert third.planned == 0
 
 
 async def test_a_failed_pass_keeps_the_census_due(
-    demo_chain: LocalChain,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    census_calls: list[int],
+    demo_chain: LocalChain, keeper: Keeper, census_calls: list[int]
 ) -> None:
-    keeper = await started_keeper(demo_chain, tmp_path, monkeypatch)
-    try:
-        demo_chain.set_faults(server_error_next=1_000)
-        failed = await keeper.run_task(Task.FINISHED_JOBS)
-        assert failed.errors
-        assert keeper.market_memory is None
-        demo_chain.clear_faults()
-        report = await keeper.run_task(Task.FINISHED_JOBS)
-        assert not report.errors
-        assert census_calls  # the sweep ran on the pass that succeeded
-        assert keeper.market_memory is not None
-    finally:
-        await keeper.close()
+    demo_chain.set_faults(server_error_next=1_000)
+    failed = await keeper.run_task(Task.FINISHED_JOBS)
+    assert failed.errors
+    assert keeper.market_memory is None
+    demo_chain.clear_faults()
+    report = await keeper.run_task(Task.FINISHED_JOBS)
+    assert not report.errors
+    assert census_calls  # the sweep ran on the pass that succeeded
+    assert keeper.market_memory is not None
