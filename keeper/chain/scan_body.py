@@ -29,11 +29,11 @@ from solders.pubkey import Pubkey
 
 from keeper.chain.rpc import json_rpc_error
 from keeper.errors import RpcResponseError
+from keeper.program.layouts import PUBKEY_LEN
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-PUBKEY_SIZE: Final = 32
 # An error body is small: the first bytes are kept to explain a response with no accounts.
 _HEAD_LIMIT: Final = 64 * 1024
 # No account this keeper scans comes near this; a body without ``},{`` for this long is
@@ -60,15 +60,15 @@ class AccountChunk:
 
     def __len__(self) -> int:
         """Accounts of ``record_size`` bytes (``odd`` ones are not counted here)."""
-        return len(self.keys) // PUBKEY_SIZE
+        return len(self.keys) // PUBKEY_LEN
 
     def key(self, index: int) -> Pubkey:
-        start = index * PUBKEY_SIZE
-        return Pubkey.from_bytes(self.keys[start : start + PUBKEY_SIZE])
+        start = index * PUBKEY_LEN
+        return Pubkey.from_bytes(self.keys[start : start + PUBKEY_LEN])
 
     def key_array(self) -> npt.NDArray[np.uint8]:
         """The keys as an (n, 32) uint8 view (no copy)."""
-        return np.frombuffer(self.keys, dtype=np.uint8).reshape(-1, PUBKEY_SIZE)
+        return np.frombuffer(self.keys, dtype=np.uint8).reshape(-1, PUBKEY_LEN)
 
 
 class BodyParser(Protocol):
@@ -94,7 +94,7 @@ class ChunkBuilder:
         self.accounts = 0
 
     def add(self, key: bytes, blob: bytes) -> AccountChunk | None:
-        if len(key) != PUBKEY_SIZE:
+        if len(key) != PUBKEY_LEN:
             raise RpcResponseError(f"{self._where}: an account key of {len(key)} bytes")
         if len(blob) == self._record_size:
             self._keys += key
