@@ -58,6 +58,12 @@ class RpcResponseError(RpcError):
         self.code = code
 
 
+class FeedLost(RpcError):
+    """The websocket closed, stalled or refused us; reconnect and resync."""
+
+    hint = "check rpc.ws_url and that the node serves websockets; the keeper polls meanwhile"
+
+
 class TransactionError(KeeperError):
     hint = "the transaction was not applied; the next pass re-checks the accounts"
 

@@ -31,7 +31,7 @@ from solders.pubkey import Pubkey
 from keeper.chain.accounts import RawAccount, parse_account
 from keeper.chain.clock import ChainTime, decode_clock
 from keeper.chain.redact import redact_url
-from keeper.errors import RpcError, RpcResponseError
+from keeper.errors import FeedLost, RpcResponseError
 from keeper.program.ids import CLOCK_SYSVAR
 
 if TYPE_CHECKING:
@@ -46,12 +46,6 @@ log = structlog.get_logger("keeper.chain.live")
 SYSTEM_PROGRAM: Final = Pubkey.from_string("11111111111111111111111111111111")
 _SCHEMES: Final = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 _MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
-
-
-class FeedLost(RpcError):
-    """The websocket closed, stalled or refused us; reconnect and resync."""
-
-    hint = "check rpc.ws_url and that the node serves websockets; the keeper polls meanwhile"
 
 
 def ws_url_for(http_url: str) -> str:

@@ -19,12 +19,12 @@ from keeper.chain.live import (
     AccountChanged,
     AccountClosed,
     ClockTick,
-    FeedLost,
     FeedSettings,
     LiveFeed,
     Subscribed,
     ws_url_for,
 )
+from keeper.errors import FeedLost
 from keeper.program.ids import CLOCK_SYSVAR
 
 PROGRAM = Pubkey.new_unique()
