@@ -6,6 +6,7 @@ for a slot is sent when that slot ends, before the slotNotification of that slot
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -321,3 +322,17 @@ async def test_pings_are_answered(toy_chain):
         message = await socket.ws.receive()
 
     assert (message.type, message.data) == (aiohttp.WSMsgType.PONG, b"hello")
+
+
+async def test_the_websockets_library_connects_without_a_trailing_slash(toy_chain):
+    from websockets.asyncio.client import connect as ws_connect  # noqa: PLC0415
+
+    url = "ws" + toy_chain.url.removeprefix("http")  # what a keeper derives: no path
+    async with ws_connect(url) as socket:
+        await socket.send(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "slotSubscribe"}))
+        answer = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        toy_chain.advance_slots(1)
+        notification = json.loads(await asyncio.wait_for(socket.recv(), 10))
+
+    assert answer == {"jsonrpc": "2.0", "result": answer["result"], "id": 7}
+    assert notification["params"]["subscription"] == answer["result"]
