@@ -90,6 +90,7 @@ def main_localnet(
         _say(f"localnet: world {loaded.name}, {len(chain.ledger.accounts)} accounts")
         _say(f"localnet: jobs program {loaded.program_id}")
         _say(f"localnet: RPC URL {chain.url}")
+        _say(f"localnet: websocket URL {chain.ws_url}")
         if KEEPER_KEYPAIR_NAME in paths:
             _say(f"localnet: keeper keypair {paths[KEEPER_KEYPAIR_NAME]}")
         _say("localnet: serving until Ctrl-C (SIGINT) or SIGTERM")
