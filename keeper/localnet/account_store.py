@@ -4,14 +4,20 @@ Accounts are grouped by (owner, data length); each group is an ``AccountTable`` 
 is one numpy matrix (a row per account). A ``dataSize`` filter picks tables and a
 ``memcmp`` filter is a vector comparison over a column range, so scanning a million
 240-byte jobs for one market costs milliseconds, not seconds of Python.
+
+Each row also keeps the slot its account last changed in (getProgramAccountsV2's
+``changedSinceSlot``), and ``walk`` pages through an owner's accounts in a stable order
+(data length, then row) behind an opaque cursor, as a paginated index would.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import based58
 import numpy as np
 import numpy.typing as npt
 
@@ -27,6 +33,8 @@ _INITIAL_CAPACITY: Final = 16
 _WORD_DTYPES: Final[dict[int, str]] = {8: "<u8", 4: "<u4", 2: "<u2", 1: "u1"}
 # Gather candidate rows when they are under 1/8 of the table; else scan the column.
 _GATHER_FRACTION: Final = 8
+_CURSOR: Final = struct.Struct("<IQ")  # data length, row
+_LIVE_WINDOW: Final = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,35 @@ class Selection:
         return len(self.keys)
 
 
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a paged walk resumes: the first row not yet visited of one table."""
+
+    data_len: int
+    row: int
+
+    def encode(self) -> str:
+        """An opaque string (base58), as providers' pagination keys are."""
+        return based58.b58encode(_CURSOR.pack(self.data_len, self.row)).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            data_len, row = _CURSOR.unpack(based58.b58decode(text.encode()))
+        except (ValueError, struct.error) as error:
+            raise ValueError(f"invalid pagination key {text!r}") from error
+        return cls(data_len, row)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a walk: what matched, how many accounts were visited, where to resume."""
+
+    selections: list[Selection]
+    visited: int
+    next_cursor: Cursor | None  # None: the walk reached the end
+
+
 def _words(memcmp: Memcmp) -> Iterator[tuple[int, bytes]]:
     """The pattern cut into 8-, 4-, 2- and 1-byte words: each compares as one integer."""
     position = 0
@@ -80,6 +117,7 @@ class AccountTable:
         self.lamports = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
         self.executable = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
         self.live = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
+        self.changed = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)  # slot of the last write
         self.keys: list[Pubkey | None] = []
         self._key_strings: list[str | None] = []
         self._free: list[int] = []
@@ -97,11 +135,12 @@ class AccountTable:
         self.data = data
         self.lamports = np.resize(self.lamports, new_capacity)
         self.executable = np.resize(self.executable, new_capacity)
+        self.changed = np.resize(self.changed, new_capacity)
         live = np.zeros(new_capacity, dtype=np.bool_)
         live[: self.size] = self.live[: self.size]
         self.live = live
 
-    def add(self, key: Pubkey, account: Account) -> int:
+    def add(self, key: Pubkey, account: Account, slot: int = 0) -> int:
         if self._free:
             row = self._free.pop()
             self.keys[row] = key
@@ -113,10 +152,10 @@ class AccountTable:
             self.keys.append(key)
             self._key_strings.append(None)
         self.live[row] = True
-        self.write(row, account)
+        self.write(row, account, slot)
         return row
 
-    def extend(self, keys: Sequence[Pubkey], accounts: Sequence[Account]) -> range:
+    def extend(self, keys: Sequence[Pubkey], accounts: Sequence[Account], slot: int = 0) -> range:
         """Append many accounts at once (world loading); returns their rows."""
         start = self.size
         count = len(keys)
@@ -129,16 +168,18 @@ class AccountTable:
             )
         self.lamports[start:end] = [account.lamports for account in accounts]
         self.executable[start:end] = [account.executable for account in accounts]
+        self.changed[start:end] = slot
         self.live[start:end] = True
         self.keys.extend(keys)
         self._key_strings.extend([None] * count)
         self.size = end
         return range(start, end)
 
-    def write(self, row: int, account: Account) -> None:
+    def write(self, row: int, account: Account, slot: int = 0) -> None:
         self.data[row] = np.frombuffer(account.data, dtype=np.uint8)
         self.lamports[row] = account.lamports
         self.executable[row] = account.executable
+        self.changed[row] = slot
 
     def remove(self, row: int) -> None:
         self.live[row] = False
@@ -174,6 +215,34 @@ class AccountTable:
                 if not len(rows):
                     return rows
         return np.flatnonzero(self.live[: self.size]) if rows is None else rows
+
+    def matching(
+        self, rows: Rows, memcmps: Sequence[Memcmp], changed_since: int | None = None
+    ) -> Rows:
+        """Those of ``rows`` whose data matches every memcmp (and changed at or after
+        ``changed_since``, when given)."""
+        if any(m.offset < 0 or m.offset + len(m.bytes) > self.data_len for m in memcmps):
+            return np.empty(0, dtype=np.intp)
+        if changed_since is not None:
+            rows = rows[self.changed[rows] >= changed_since]
+        for memcmp in sorted(memcmps, key=lambda m: -len(m.bytes)):
+            for offset, word in _words(memcmp):
+                if not len(rows):
+                    return rows
+                rows = self._narrow(rows, offset, word)
+        return rows
+
+    def live_rows_from(self, start: int, limit: int) -> Rows:
+        """Up to ``limit`` live rows at or after ``start``, in row order."""
+        pieces: list[Rows] = []
+        count, position, window = 0, start, max(limit, _LIVE_WINDOW)
+        while position < self.size and count < limit:
+            piece = np.flatnonzero(self.live[position : min(position + window, self.size)])
+            pieces.append(piece[: limit - count] + position)
+            count += len(pieces[-1])
+            position += window
+            window *= 2
+        return np.concatenate(pieces) if pieces else np.empty(0, dtype=np.intp)
 
     def _narrow(self, rows: Rows | None, offset: int, word: bytes) -> Rows:
         """Candidates whose bytes at ``offset`` equal ``word`` (1, 2, 4 or 8 bytes)."""
@@ -229,8 +298,8 @@ class AccountStore:
         found = self._where.get(key)
         return None if found is None else found[0].account(found[1])
 
-    def put(self, key: Pubkey, account: Account) -> None:
-        """Store ``account`` at ``key``; zero lamports deletes it, as on Solana."""
+    def put(self, key: Pubkey, account: Account, slot: int = 0) -> None:
+        """Store ``account`` at ``key`` as changed in ``slot``; zero lamports deletes it."""
         if account.lamports == 0:
             self.delete(key)
             return
@@ -238,11 +307,11 @@ class AccountStore:
         if found is not None:
             table, row = found
             if table.owner == account.owner and table.data_len == len(account.data):
-                table.write(row, account)
+                table.write(row, account, slot)
                 return
             table.remove(row)
         table = self._table(account.owner, len(account.data))
-        self._where[key] = (table, table.add(key, account))
+        self._where[key] = (table, table.add(key, account, slot))
 
     def delete(self, key: Pubkey) -> bool:
         found = self._where.pop(key, None)
@@ -251,21 +320,21 @@ class AccountStore:
         found[0].remove(found[1])
         return True
 
-    def load(self, accounts: Mapping[Pubkey, Account]) -> None:
+    def load(self, accounts: Mapping[Pubkey, Account], slot: int = 0) -> None:
         """Bulk insert (a world's genesis): one numpy copy per (owner, length) group."""
         groups: dict[tuple[Pubkey, int], tuple[list[Pubkey], list[Account]]] = defaultdict(
             lambda: ([], [])
         )
         for key, account in accounts.items():
             if key in self._where or account.lamports == 0:
-                self.put(key, account)
+                self.put(key, account, slot)
                 continue
             keys, values = groups[(account.owner, len(account.data))]
             keys.append(key)
             values.append(account)
         for (owner, data_len), (keys, values) in groups.items():
             table = self._table(owner, data_len)
-            rows = table.extend(keys, values)
+            rows = table.extend(keys, values, slot)
             self._where.update(zip(keys, ((table, row) for row in rows), strict=True))
 
     def _table(self, owner: Pubkey, data_len: int) -> AccountTable:
@@ -294,3 +363,53 @@ class AccountStore:
             if len(rows):
                 selections.append(table.selection(rows, data_slice))
         return selections
+
+    def count_owned(self, owner: Pubkey) -> int:
+        """How many accounts ``owner`` has: what a node walks for one getProgramAccounts."""
+        return sum(len(table) for table in self._tables.get(owner, {}).values())
+
+    def walk(
+        self,
+        owner: Pubkey,
+        *,
+        cursor: Cursor | None,
+        limit: int,
+        data_size: int | None = None,
+        memcmps: Sequence[Memcmp] = (),
+        changed_since: int | None = None,
+        data_slice: DataSlice | None = None,
+    ) -> Page:
+        """Visit up to ``limit`` of ``owner``'s accounts from ``cursor`` on; keep the matches.
+
+        Filters apply to the visited accounts, so a page may hold fewer than ``limit``
+        matches (even none) and still not be the last: only ``next_cursor is None`` ends.
+        """
+        tables = sorted(self._tables.get(owner, {}).values(), key=lambda t: t.data_len)
+        start = cursor or Cursor(tables[0].data_len if tables else 0, 0)
+        selections: list[Selection] = []
+        visited = 0
+        for table in tables:
+            if table.data_len < start.data_len:
+                continue
+            first = start.row if table.data_len == start.data_len else 0
+            rows = table.live_rows_from(first, limit - visited)
+            visited += len(rows)
+            if data_size is None or data_size == table.data_len:
+                matched = table.matching(rows, memcmps, changed_since)
+                if len(matched):
+                    selections.append(table.selection(matched, data_slice))
+            if visited >= limit and len(rows):
+                resume = Cursor(table.data_len, int(rows[-1]) + 1)
+                return Page(selections, visited, self._unless_done(tables, resume))
+        return Page(selections, visited, None)
+
+    @staticmethod
+    def _unless_done(tables: list[AccountTable], resume: Cursor) -> Cursor | None:
+        """``resume``, or None when no live account is left at or after it."""
+        for table in tables:
+            if table.data_len < resume.data_len:
+                continue
+            first = resume.row if table.data_len == resume.data_len else 0
+            if len(table.live_rows_from(first, 1)):
+                return Cursor(table.data_len, first)
+        return None

@@ -107,6 +107,11 @@ class LocalChain:
     def url(self) -> str:
         return self._server.url
 
+    @property
+    def ws_url(self) -> str:
+        """The websocket endpoint: ``ws://host:port/``, the RPC URL's host and port."""
+        return self._server.ws_url
+
     @classmethod
     def build_node(
         cls,
@@ -132,6 +137,7 @@ class LocalChain:
             Faults(faults, clock),
             competitor_program=world.program_id,
             prioritization_fees=prioritization_fees,
+            jobs_program=world.program_id,
         )
 
     @classmethod

@@ -12,7 +12,10 @@ import hashlib
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from solders.hash import Hash
 
@@ -56,6 +59,8 @@ class ChainClock:
         self._skew_seconds = 0
         self._blockhash_heights: OrderedDict[Hash, int] = OrderedDict()
         self._block_times: OrderedDict[int, int] = OrderedDict()
+        # Called with each slot as it ends (before the next one opens): notifications go out.
+        self.slot_listeners: list[Callable[[int], None]] = []
         self._open_block()
 
     # -- time ---------------------------------------------------------------------------
@@ -100,6 +105,8 @@ class ChainClock:
         if slots < 0:
             raise ValueError(f"cannot advance by a negative number of slots: {slots}")
         for _ in range(slots):
+            for listener in self.slot_listeners:
+                listener(self.slot)
             self.slot += 1
             self.block_height += 1
             self._open_block()

@@ -15,6 +15,15 @@ Each switch is a field of ``FaultConfig``. Counted faults come in two forms: ``*
 - ``fee_source_error``: getRecentPrioritizationFees calls (each call in a batch counts).
   A faulted call answers a JSON-RPC error (-32603, HTTP 200), as when a node's
   prioritization-fee cache fails; every other method answers as usual.
+- ``ws_refuse``: websocket upgrade requests. A faulted one is answered HTTP 503 and no
+  socket opens (``ws_refuse_every=1`` refuses every attempt while set).
+- ``ws_drop``: websocket notifications about to be sent. A faulted one is lost.
+- ``ws_stall``: websocket messages about to be sent (answers and notifications). A faulted
+  one is lost and its socket goes silent for good: it answers nothing, notifies nothing
+  and pongs no ping, while the TCP connection stays open (a hung node or a dead NAT
+  path). Only that socket: new connections work.
+- ``ws_close``: websocket messages about to be sent. A faulted one is not sent; its socket
+  is closed instead (close code 1011).
 
 ``clock_skew_seconds`` is not counted: it offsets the chain clock while set. Switch
 faults in-process (``Faults.set``), over JSON-RPC (``localnet_setFaults``) or from the
@@ -46,9 +55,18 @@ class FaultConfig:
     fee_source_error_every: int = 0  # every Nth getRecentPrioritizationFees: JSON-RPC error
     fee_source_error_next: int = 0  # the next K getRecentPrioritizationFees: JSON-RPC error
     clock_skew_seconds: int = 0  # chain clock offset from its unskewed course
+    ws_refuse_every: int = 0  # every Nth websocket upgrade: HTTP 503, no socket
+    ws_refuse_next: int = 0  # the next K websocket upgrades: HTTP 503, no socket
+    ws_drop_every: int = 0  # every Nth websocket notification is lost
+    ws_drop_next: int = 0  # the next K websocket notifications are lost
+    ws_stall_every: int = 0  # every Nth websocket message: its socket goes silent for good
+    ws_stall_next: int = 0  # the next K websocket messages: their sockets go silent for good
+    ws_close_every: int = 0  # every Nth websocket message: its socket is closed instead
+    ws_close_next: int = 0  # the next K websocket messages: their sockets are closed instead
 
 
 FAULT_NAMES: Final = tuple(field.name for field in fields(FaultConfig))
+WEBSOCKET_FAULTS: Final = ("ws_refuse", "ws_drop", "ws_stall", "ws_close")
 _MIN_SERVER_ERROR: Final = 500
 _MAX_SERVER_ERROR: Final = 599
 
@@ -132,7 +150,14 @@ class Faults:
         self._clock = clock
         self._counters = {
             kind: _Counter()
-            for kind in ("rate_limit", "server_error", "drop", "competitor", "fee_source_error")
+            for kind in (
+                "rate_limit",
+                "server_error",
+                "drop",
+                "competitor",
+                "fee_source_error",
+                *WEBSOCKET_FAULTS,
+            )
         }
         self.config = FaultConfig()
         self.apply(config or FaultConfig())
@@ -189,6 +214,22 @@ class Faults:
     def fee_source_fails(self) -> bool:
         """Count one getRecentPrioritizationFees call; True if it must answer an error."""
         return self._counters["fee_source_error"].fires(self.config.fee_source_error_every)
+
+    def refuses_websocket(self) -> bool:
+        """Count one websocket upgrade request; True if it must be refused."""
+        return self._counters["ws_refuse"].fires(self.config.ws_refuse_every)
+
+    def drops_notification(self) -> bool:
+        """Count one websocket notification; True if it must be lost."""
+        return self._counters["ws_drop"].fires(self.config.ws_drop_every)
+
+    def stalls_socket(self) -> bool:
+        """Count one outgoing websocket message; True if its socket goes silent for good."""
+        return self._counters["ws_stall"].fires(self.config.ws_stall_every)
+
+    def closes_socket(self) -> bool:
+        """Count one outgoing websocket message; True if its socket is closed instead."""
+        return self._counters["ws_close"].fires(self.config.ws_close_every)
 
     @property
     def latency_seconds(self) -> float:

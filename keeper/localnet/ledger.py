@@ -1,9 +1,14 @@
-"""The local chain's state: accounts, the clock, sysvars, rent and transaction history."""
+"""The local chain's state: accounts, the clock, sysvars, rent and transaction history.
+
+Every account write (put, delete) and every landed transaction is told to the ledger's
+``listeners`` (the websocket subscriptions), so notifications follow the ledger whatever
+changed it: a transaction, a fault's competitor, or a control method.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from solders.pubkey import Pubkey
 
@@ -37,6 +42,13 @@ def rent_exempt_minimum(data_len: int) -> int:
     return (_ACCOUNT_STORAGE_OVERHEAD + data_len) * _LAMPORTS_PER_BYTE_YEAR * _EXEMPTION_YEARS
 
 
+class LedgerListener(Protocol):
+    """Told of each change as it happens (within the current slot)."""
+
+    def account_changed(self, key: Pubkey) -> None: ...
+    def transaction_landed(self, record: TransactionRecord) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class TransactionRecord:
     """A landed transaction (successful or failed) with its status meta."""
@@ -59,6 +71,7 @@ class Ledger:
     def __init__(self, clock: ChainClock) -> None:
         self.clock = clock
         self.accounts = AccountStore()
+        self.listeners: list[LedgerListener] = []
         self._transactions: dict[Signature, TransactionRecord] = {}
 
     # -- accounts -------------------------------------------------------------------------
@@ -73,13 +86,22 @@ class Ledger:
     def put(self, key: Pubkey, account: Account) -> None:
         if key == CLOCK_SYSVAR:
             raise ValueError("the Clock sysvar is derived from the chain clock; set the clock")
-        self.accounts.put(key, account)
+        self.accounts.put(key, account, self.clock.slot)
+        self._changed(key)
 
     def delete(self, key: Pubkey) -> bool:
-        return self.accounts.delete(key)
+        deleted = self.accounts.delete(key)
+        if deleted:
+            self._changed(key)
+        return deleted
+
+    def _changed(self, key: Pubkey) -> None:
+        for listener in self.listeners:
+            listener.account_changed(key)
 
     def load(self, accounts: Mapping[Pubkey, Account]) -> None:
-        self.accounts.load(accounts)
+        """Genesis accounts: changed at the current slot, told to no listener."""
+        self.accounts.load(accounts, self.clock.slot)
 
     def add_program(self, program_id: Pubkey, *, builtin: bool = False) -> None:
         """An executable placeholder at ``program_id`` so getAccountInfo shows a program."""
@@ -99,6 +121,8 @@ class Ledger:
 
     def record(self, record: TransactionRecord) -> None:
         self._transactions[record.signature] = record
+        for listener in self.listeners:
+            listener.transaction_landed(record)
 
     @property
     def transaction_count(self) -> int:

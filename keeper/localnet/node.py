@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Final
 from solders.message import from_bytes_versioned
 
 from keeper.localnet.compute_budget import parse_compute_budget
+from keeper.localnet.lifecycle import JobLifecycle
+from keeper.localnet.pubsub import Subscriptions
+from keeper.localnet.stats import NodeStats
 from keeper.localnet.transaction_view import decode_transaction, view_transaction
 from keeper.localnet.tx_errors import TransactionErrorJson, TransactionRejected
 
@@ -63,10 +66,15 @@ class Node:
         *,
         competitor_program: Pubkey | None = None,
         prioritization_fees: list[int] | None = None,
+        jobs_program: Pubkey | None = None,
     ) -> None:
         self.ledger = ledger
         self.runtime = runtime
         self.faults = faults
+        self.stats = NodeStats()
+        self.pubsub = Subscriptions(ledger, self.stats)
+        # The Nosana Jobs program whose jobs the lifecycle control methods move along.
+        self.lifecycle = None if jobs_program is None else JobLifecycle(ledger, jobs_program)
         # The program whose accounts a faulted "competitor" keeper closes (the jobs program).
         self.competitor_program = competitor_program
         self.prioritization_fees: list[int] = list(prioritization_fees or [])

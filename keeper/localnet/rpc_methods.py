@@ -6,13 +6,19 @@ real nodes return and solana-py / solders parse (``{"context": {...}, "value": .
 ``commitment`` is accepted and ignored: every landed transaction is final at once.
 Method-level faults act here (``fee_source_error``: getRecentPrioritizationFees answers a
 JSON-RPC error); HTTP-level ones act in the server before any method runs.
+
+getProgramAccounts counts the node's work in ``Node.stats``: every account of the program
+is visited per call, whatever the filters. getProgramAccountsV2 (Helius' paginated
+variant) pages through the program's accounts in a stable order: see its docstring.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Final
 
 from keeper.localnet import rpc_control, rpc_transactions
+from keeper.localnet.account_store import Cursor
 from keeper.localnet.ledger import rent_exempt_minimum
 from keeper.localnet.node import API_VERSION
 from keeper.localnet.rpc_accounts import (
@@ -28,11 +34,12 @@ from keeper.localnet.rpc_params import (
     Params,
     RpcMethodError,
     blockhash,
+    invalid_params,
     pubkey,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from keeper.localnet.node import Node
 
@@ -41,6 +48,8 @@ if TYPE_CHECKING:
 FEATURE_SET: Final = 1_416_569_292
 MAX_MULTIPLE_ACCOUNTS: Final = 100
 MAX_PRIORITIZATION_FEE_ADDRESSES: Final = 128
+V2_DEFAULT_LIMIT: Final = 1_000
+V2_MAX_LIMIT: Final = 10_000
 FEE_SOURCE_FAULT_MESSAGE: Final = "Internal error: prioritization fee cache unavailable"
 
 
@@ -153,13 +162,83 @@ def get_program_accounts(node: Node, params: Params) -> object:
     config = params.config(1)
     encoding = config.choice("encoding", ACCOUNT_ENCODINGS, "base64")
     data_size, memcmps = config.filters()
-    selections = node.ledger.accounts.program_accounts(
+    accounts = node.ledger.accounts
+    selections = accounts.program_accounts(
         owner, data_size=data_size, memcmps=memcmps, data_slice=config.data_slice()
     )
+    returned = sum(len(selection) for selection in selections)
+    node.stats.visited("getProgramAccounts", accounts.count_owned(owner), returned)
     value: StreamedJson = program_accounts(selections, encoding)
     if config.flag("withContext"):
         return with_context(node.context(), value)
     return value
+
+
+def get_program_accounts_v2(node: Node, params: Params) -> object:
+    """``{"accounts": [...], "paginationKey": str | null}`` (+ ``context`` if withContext).
+
+    getProgramAccounts' params plus ``limit`` (1..10,000, default 1,000), ``paginationKey``
+    (the previous page's, opaque) and ``changedSinceSlot`` (accounts last written at or
+    after that slot). A page *visits* up to ``limit`` of the program's accounts in a stable
+    order and returns those matching the filters, so a page may be short, even empty,
+    and still not be the last: the walk is over only when ``paginationKey`` is null.
+    """
+    owner = pubkey(params.required(0, "program id"))
+    config = params.config(1)
+    encoding = config.choice("encoding", ACCOUNT_ENCODINGS, "base64")
+    data_size, memcmps = config.filters()
+    page = node.ledger.accounts.walk(
+        owner,
+        cursor=_cursor(config.get("paginationKey")),
+        limit=_bounded(config.get("limit"), "limit", V2_DEFAULT_LIMIT, 1, V2_MAX_LIMIT),
+        data_size=data_size,
+        memcmps=memcmps,
+        changed_since=_optional_count(config.get("changedSinceSlot"), "changedSinceSlot"),
+        data_slice=config.data_slice(),
+    )
+    returned = sum(len(selection) for selection in page.selections)
+    node.stats.visited("getProgramAccountsV2", page.visited, returned)
+    key = None if page.next_cursor is None else page.next_cursor.encode()
+    head = '{"accounts":'
+    if config.flag("withContext"):
+        head = '{"context":' + json.dumps(node.context(), separators=(",", ":")) + "," + head[1:]
+    tail = ',"paginationKey":' + json.dumps(key) + "}"
+    accounts_json = program_accounts(page.selections, encoding)
+    return StreamedJson(_framed(head, accounts_json.chunks(), tail))
+
+
+def _framed(head: str, body: Iterator[str], tail: str) -> Iterator[str]:
+    yield head
+    yield from body
+    yield tail
+
+
+def _cursor(value: object) -> Cursor | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid_params("Invalid params: paginationKey must be a string")
+    try:
+        return Cursor.decode(value)
+    except ValueError as error:
+        raise invalid_params(f"Invalid params: {error}") from error
+
+
+def _optional_count(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise invalid_params(f"Invalid params: {what} must be a non-negative integer")
+    return value
+
+
+def _bounded(value: object, what: str, default: int, low: int, high: int) -> int:
+    count = _optional_count(value, what)
+    if count is None:
+        return default
+    if not low <= count <= high:
+        raise invalid_params(f"Invalid params: {what} must be between {low} and {high}")
+    return count
 
 
 METHODS: Final[dict[str, Handler]] = {
@@ -175,6 +254,7 @@ METHODS: Final[dict[str, Handler]] = {
     "getAccountInfo": get_account_info,
     "getMultipleAccounts": get_multiple_accounts,
     "getProgramAccounts": get_program_accounts,
+    "getProgramAccountsV2": get_program_accounts_v2,
     "getBalance": get_balance,
     "getMinimumBalanceForRentExemption": get_minimum_balance_for_rent_exemption,
     "getFeeForMessage": rpc_transactions.get_fee_for_message,

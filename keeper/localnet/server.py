@@ -4,6 +4,8 @@ Framing as real nodes do it: errors are HTTP 200 with a JSON-RPC error object; b
 answer in an array; notifications (no ``id``) get no answer. HTTP-level faults (latency,
 429 with Retry-After, 5xx) are applied per HTTP request before any method runs, except
 for requests made only of ``localnet_*`` control calls. ``GET /health`` answers ``ok``.
+``GET /`` upgraded is the websocket pubsub endpoint (``keeper.localnet.websocket``).
+Each call and the bytes of its answer are counted in ``Node.stats`` (control calls not).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from keeper.localnet.rpc_params import (
     Params,
     RpcMethodError,
 )
+from keeper.localnet.websocket import WebsocketEndpoint
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -63,8 +66,11 @@ class RpcServer:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
+        self.websocket = WebsocketEndpoint(node)
         self.app.router.add_post("/", self._handle)
+        self.app.router.add_get("/", self.websocket.handle)
         self.app.router.add_get("/health", self._health)
+        self.app.on_shutdown.append(self.websocket.close_all)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -77,6 +83,11 @@ class RpcServer:
         await web.SockSite(self._runner, listener).start()
         self.url = f"http://{host}:{listener.getsockname()[1]}"
         return self.url
+
+    @property
+    def ws_url(self) -> str:
+        """The websocket endpoint: the RPC URL with ``ws://`` (same host, port and path)."""
+        return "ws" + self.url.removeprefix("http") + "/"
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -93,6 +104,7 @@ class RpcServer:
             error = RpcMethodError(PARSE_ERROR, "Parse error")
             return web.Response(text=_error_text(None, error), content_type=_JSON)
         if not _is_control(payload):
+            self.node.stats.http_requests += 1
             faults = self.node.faults
             if faults.latency_seconds:
                 await asyncio.sleep(faults.latency_seconds)
@@ -136,7 +148,24 @@ class RpcServer:
             answer: str | StreamedJson = _error_text(request_id, error)
         else:
             answer = _result(request_id, result)
+        if not method.startswith(CONTROL_PREFIX):
+            answer = self._counted(method, answer)
         return answer if "id" in call else None
+
+    def _counted(self, method: str, answer: str | StreamedJson) -> str | StreamedJson:
+        """Count the call, and the bytes of its answer as they are produced."""
+        stats = self.node.stats
+        stats.calls[method] += 1
+        if isinstance(answer, str):
+            stats.response_bytes[method] += len(answer)
+            return answer
+
+        def chunks() -> Iterator[str]:
+            for chunk in answer.chunks():
+                stats.response_bytes[method] += len(chunk)
+                yield chunk
+
+        return StreamedJson(chunks())
 
     def _dispatch(self, method: str, params: object) -> object:
         handler = METHODS.get(method)

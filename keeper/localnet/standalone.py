@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 from keeper.localnet.chain import GenesisWorld, LocalChain, load_world
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from keeper.localnet.faults import FaultConfig
@@ -77,16 +77,20 @@ def main_localnet(
     faults: FaultConfig | None = None,
     host: str = "127.0.0.1",
     slot_ms: int = 400,
-    **world_params: object,
+    world_params: Mapping[str, object] | None = None,
 ) -> None:
-    """The ``nosana-keeper localnet`` command: print the URL and keypair path, then serve."""
-    loaded = load_world(world, **world_params)
+    """The ``nosana-keeper localnet`` command: print the URL and keypair path, then serve.
+
+    ``world_params`` go to the world's builder (e.g. ``{"jobs": 1000, "markets": 50}``).
+    """
+    loaded = load_world(world, **(world_params or {}))
     paths = write_keypairs(loaded, keypair_dir)
 
     def announce(chain: LocalChain) -> None:
         _say(f"localnet: world {loaded.name}, {len(chain.ledger.accounts)} accounts")
         _say(f"localnet: jobs program {loaded.program_id}")
         _say(f"localnet: RPC URL {chain.url}")
+        _say(f"localnet: websocket URL {chain.ws_url}")
         if KEEPER_KEYPAIR_NAME in paths:
             _say(f"localnet: keeper keypair {paths[KEEPER_KEYPAIR_NAME]}")
         _say("localnet: serving until Ctrl-C (SIGINT) or SIGTERM")

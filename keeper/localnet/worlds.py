@@ -12,6 +12,7 @@ numpy in a few seconds.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -313,4 +314,10 @@ def load_world(name: str, **params: Any) -> World:  # noqa: ANN401 - parameters 
         build = WORLDS[name]
     except KeyError:
         raise ConfigError(f"unknown world {name!r}; worlds: {', '.join(WORLDS)}") from None
+    accepted = inspect.signature(build).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"world {name!r} takes no {', '.join(unknown)}; it takes {', '.join(accepted)}"
+        )
     return build(**params)

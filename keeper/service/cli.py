@@ -53,6 +53,13 @@ def main() -> None:
 @click.option("--world", default="demo", show_default=True, help="demo, scale or empty.")
 @click.option("--port", default=8899, show_default=True, type=int, help="0 picks a free port.")
 @click.option("--jobs", default=None, type=int, help="Scale world: number of Done jobs.")
+@click.option("--markets", default=None, type=int, help="Scale world: number of markets.")
+@click.option(
+    "--due-fraction",
+    default=None,
+    type=float,
+    help="Scale world: share of the Done jobs past their market's expiration (0 to 1).",
+)
 @click.option(
     "--keypair-dir",
     default=Path(".keeper-local"),
@@ -73,6 +80,8 @@ def localnet(  # noqa: PLR0913, PLR0917 - click passes one argument per option
     world: str,
     port: int,
     jobs: int | None,
+    markets: int | None,
+    due_fraction: float | None,
     keypair_dir: Path,
     slot_ms: int,
     faults: tuple[str, ...],
@@ -88,10 +97,14 @@ def localnet(  # noqa: PLR0913, PLR0917 - click passes one argument per option
         raise ConfigError(
             str(error), hint="use --fault NAME=VALUE with a switch from the README"
         ) from error
-    if jobs is None:
-        main_localnet(world, port, keypair_dir, slot_ms=slot_ms, faults=config)
-    else:
-        main_localnet(world, port, keypair_dir, slot_ms=slot_ms, faults=config, jobs=jobs)
+    world_params = {
+        name: value
+        for name, value in (("jobs", jobs), ("markets", markets), ("due_fraction", due_fraction))
+        if value is not None
+    }
+    main_localnet(
+        world, port, keypair_dir, slot_ms=slot_ms, faults=config, world_params=world_params
+    )
 
 
 @main.command()

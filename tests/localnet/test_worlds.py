@@ -281,6 +281,31 @@ def test_scale_world_has_the_asked_size_and_due_fraction() -> None:
     assert all(world.accounts[payer].owner == SYSTEM_PROGRAM for payer in payers)
 
 
+def test_scale_world_of_fifty_markets_and_ninety_percent_due() -> None:
+    world = build_scale(jobs=5_000, due_fraction=0.9, markets=50, chunk=1_000)
+    markets = {world.labels[f"market_{i}"]: i for i in range(50)}
+    expirations = {key: decode_market(world.accounts[key].data).job_expiration for key in markets}
+    jobs = [
+        decode_job(account.data)
+        for account in world.accounts.values()
+        if account.owner == world.program_id and account.data[:8] == JOB_DISCRIMINATOR
+    ]
+    now = world.unix_timestamp
+    due = [job for job in jobs if expirations[job.market] < now - job.time_end]
+
+    assert len(jobs) == 5_000
+    assert len(due) == world.counts["due_jobs"] == 4_500
+    assert {job.market for job in jobs} == set(markets)  # every market holds jobs
+    for key, index in markets.items():
+        in_market = sum(1 for job in due if job.market == key)
+        assert in_market == world.counts[f"due_jobs:market_{index}"]
+
+
+def test_a_world_parameter_it_does_not_take_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="takes no markets"):
+        load_world("demo", markets=50)
+
+
 def test_scale_world_is_deterministic_per_seed() -> None:
     first, again = build_scale(jobs=50, seed=4), build_scale(jobs=50, seed=4)
     assert first.accounts.keys() == again.accounts.keys()
@@ -291,6 +316,10 @@ def test_scale_world_is_deterministic_per_seed() -> None:
 def test_scale_world_rejects_nonsense() -> None:
     with pytest.raises(ConfigError):
         build_scale(jobs=10, due_fraction=1.5)
+    with pytest.raises(ConfigError):
+        build_scale(jobs=10, due_fraction=-0.1)
+    with pytest.raises(ConfigError):
+        build_scale(jobs=10, markets=0)
 
 
 @pytest.mark.slow
