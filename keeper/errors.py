@@ -53,8 +53,8 @@ class RpcTimeout(RpcError):
 class RpcResponseError(RpcError):
     """The node answered with a JSON-RPC error object or an unexpected shape."""
 
-    def __init__(self, message: str, *, code: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, code: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.code = code
 
 

@@ -41,6 +41,14 @@ class SendListener(Protocol):
     def transaction_sent(self, *, resend: bool) -> None: ...
 
 
+@dataclass(slots=True)
+class _Watch:
+    """What one delivery did so far: kept outside the loop so a deadline loses none of it."""
+
+    last_send: float
+    resends: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     outcome: SendOutcome
@@ -75,16 +83,47 @@ class Broadcaster:
         self._listener = listener
 
     async def deliver(
-        self, wire: bytes, signature: Signature, last_valid: int, kept: Sequence[int]
+        self,
+        wire: bytes,
+        signature: Signature,
+        last_valid: int,
+        kept: Sequence[int],
+        *,
+        abandon_at: float | None = None,
     ) -> Delivery:
-        """Send ``wire`` and re-send it until it lands, expires or is abandoned."""
+        """Send ``wire`` and re-send it until it lands, expires or is abandoned.
+
+        At ``abandon_at`` (loop time) watching stops and the outcome is ``abandoned`` (it may
+        still land): the caller always gets a result to count, never a cancellation.
+        """
         loop = asyncio.get_running_loop()
         encoded = base64.b64encode(wire).decode()
         started = loop.time()
-        rejected = await self._send(encoded, first=True)
-        if rejected is not None:
-            return Delivery(SendOutcome.REJECTED, error=rejected)
-        last_send, resends, failures = started, 0, 0
+        watch = _Watch(last_send=started)
+        try:
+            async with asyncio.timeout_at(abandon_at):
+                rejected = await self._send(encoded, first=True)
+                if rejected is not None:
+                    return Delivery(SendOutcome.REJECTED, error=rejected)
+                ended = await self._watch(encoded, signature, last_valid, watch)
+        except TimeoutError:
+            log.warning("pass deadline: stopped watching", signature=str(signature))
+            return Delivery(
+                SendOutcome.ABANDONED, resends=watch.resends, error="pass deadline (may land)"
+            )
+        if isinstance(ended, Delivery):
+            return ended
+        seconds = loop.time() - started
+        return await self._landed(
+            ended, signature, kept, seconds=seconds, resends=watch.resends, abandon_at=abandon_at
+        )
+
+    async def _watch(
+        self, encoded: str, signature: Signature, last_valid: int, watch: _Watch
+    ) -> SignatureStatus | Delivery:
+        """Until it lands (its status), expires or shutdown abandons it (a Delivery)."""
+        loop = asyncio.get_running_loop()
+        failures = 0
         while not self._abandon.is_set():
             try:
                 status = await self._board.next_status(signature)
@@ -92,21 +131,17 @@ class Broadcaster:
             except RpcError:
                 status, failures = None, failures + 1
                 if failures >= MAX_POLL_FAILURES:
-                    return Delivery(SendOutcome.ABANDONED, resends=resends, error="no status")
+                    return Delivery(SendOutcome.ABANDONED, resends=watch.resends, error="no status")
             if status is not None and status.reached(self._commitment):
-                return await self._landed(status, signature, kept, loop.time() - started, resends)
-            if loop.time() - last_send < self._resend_interval_s:
+                return status
+            if loop.time() - watch.last_send < self._resend_interval_s:
                 continue
             if await self._expired(last_valid):
                 final = await self._last_look(signature)
-                if final is not None:
-                    return await self._landed(
-                        final, signature, kept, loop.time() - started, resends
-                    )
-                return Delivery(SendOutcome.EXPIRED, resends=resends)
+                return final or Delivery(SendOutcome.EXPIRED, resends=watch.resends)
             await self._send(encoded, first=False)
-            resends, last_send = resends + 1, loop.time()
-        return Delivery(SendOutcome.ABANDONED, resends=resends, error="shutdown deadline")
+            watch.resends, watch.last_send = watch.resends + 1, loop.time()
+        return Delivery(SendOutcome.ABANDONED, resends=watch.resends, error="shutdown deadline")
 
     async def _send(self, encoded: str, *, first: bool) -> str | None:
         """Send once; returns an error text only for a first send the node refuses."""
@@ -145,18 +180,24 @@ class Broadcaster:
             return None
         return status if status is not None and status.reached(self._commitment) else None
 
-    async def _landed(
+    async def _landed(  # noqa: PLR0913 - the landed status and what the result reports
         self,
         status: SignatureStatus,
         signature: Signature,
         kept: Sequence[int],
+        *,
         seconds: float,
         resends: int,
+        abandon_at: float | None,
     ) -> Delivery:
         if status.err is None:
             return Delivery(SendOutcome.CONFIRMED, confirmation_seconds=seconds, resends=resends)
         fault = parse_tx_error(status.err)
-        logs = await self._logs(signature)
+        try:
+            async with asyncio.timeout_at(abandon_at):
+                logs = await self._logs(signature)
+        except TimeoutError:
+            logs = ()  # the names then list every candidate: the outcome stands
         position = None if fault.instruction is None else fault.instruction - BUDGET_PREFIX
         index = kept[position] if position is not None and 0 <= position < len(kept) else None
         failure = Fault(index=index, code=fault.code, names=fault.names(logs))

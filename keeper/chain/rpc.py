@@ -9,8 +9,16 @@ observer), and solders — the library solana-py is built on — does everything
 keys, messages, transactions, signatures.
 
 Retries (tenacity, jittered exponential backoff) cover HTTP 429 (waiting exactly the
-Retry-After the node asks for, capped), 5xx, timeouts and connection failures. A JSON-RPC
-error object is an answer, not a fault: it raises ``RpcCallError`` at once.
+Retry-After the node asks for, capped), the 5xx a node or its gateway sends when busy or
+down (500, 502, 503, 504), timeouts and connection failures. A JSON-RPC error object is an
+answer, not a fault: it raises ``RpcCallError`` at once. Any other status (404, 405, 501...)
+or a body that is not a JSON-RPC answer raises ``NotJsonRpc`` at once: retrying a web
+server that is not a Solana node only hides the mistake.
+
+Every request has a total deadline besides httpx's per-read timeout, which a body sent a
+byte at a time never trips: ``call_deadline_s`` for a call (small answers), and
+``scan_deadline_s`` for a streamed scan from its request to its body's last byte (a scan of
+a million accounts legitimately streams for tens of seconds). Over it: ``RpcTimeout``.
 """
 
 from __future__ import annotations
@@ -47,7 +55,9 @@ log = structlog.get_logger("keeper.chain.rpc")
 
 HTTP_OK: Final = 200
 HTTP_TOO_MANY_REQUESTS: Final = 429
-HTTP_SERVER_ERROR: Final = 500
+# The statuses a node or the gateway in front of it answers when busy or down: transient.
+RETRYABLE_STATUSES: Final = frozenset({500, 502, 503, 504})
+_AUTH_STATUSES: Final = frozenset({401, 403})
 # JSON-RPC error codes some providers use for "slow down" and "node behind": transient.
 _RATE_LIMIT_CODES: Final = frozenset({429, -32429})
 _NODE_UNHEALTHY_CODES: Final = frozenset({-32005})
@@ -85,6 +95,15 @@ class RpcCallError(RpcResponseError):
     def __init__(self, message: str, *, code: int | None = None, data: object = None) -> None:
         super().__init__(message, code=code)
         self.data = data
+
+
+class NotJsonRpc(RpcResponseError):
+    """The server answered, but not as a JSON-RPC node (HTTP 404/405/501, HTML...)."""
+
+    hint = (
+        "point rpc.url (KEEPER_RPC_URL or --rpc-url) at a Solana JSON-RPC endpoint, "
+        "e.g. https://api.mainnet-beta.solana.com or your provider's RPC URL"
+    )
 
 
 RETRYABLE: Final = (RpcRateLimited, RpcServerError, RpcTimeout, RpcUnreachable)
@@ -150,6 +169,8 @@ class RpcClient:
         url: str,
         *,
         timeout_s: float = 30.0,
+        call_deadline_s: float = 60.0,
+        scan_deadline_s: float = 300.0,
         max_retries: int = 5,
         requests_per_second: float = 20.0,
         observer: RpcObserver | None = None,
@@ -162,6 +183,8 @@ class RpcClient:
         self._url = url
         self.redacted_url = redact_url(url)
         self.timeout_s = timeout_s
+        self.call_deadline_s = call_deadline_s
+        self.scan_deadline_s = scan_deadline_s
         self.max_retries = max_retries
         self.limiter = limiter_for(requests_per_second)
         self._observer: RpcObserver = observer or NullRpcObserver()
@@ -193,7 +216,8 @@ class RpcClient:
             async with self.limiter:
                 started = asyncio.get_running_loop().time()
                 try:
-                    response = await self._http.post(self._url, content=body)
+                    async with asyncio.timeout(self.call_deadline_s):
+                        response = await self._http.post(self._url, content=body)
                     result = self._result(method, response)
                 except KeeperError as error:
                     self._observe(method, outcome_of(error), started)
@@ -202,6 +226,10 @@ class RpcClient:
                     mapped = self._transport_error(method, error)
                     self._observe(method, outcome_of(mapped), started)
                     raise mapped from error
+                except TimeoutError as error:
+                    late = self._deadline_error(method, self.call_deadline_s, "call")
+                    self._observe(method, outcome_of(late), started)
+                    raise late from error
                 self._observe(method, RpcOutcome.OK, started)
                 return result
 
@@ -216,6 +244,7 @@ class RpcClient:
         Retries apply to opening the request (up to the HTTP status). Once bytes flow, a
         failure is raised as a typed error and the caller restarts from scratch: a stream
         cannot resume where it broke. The observer sees one entry when the stream ends.
+        The body must be complete within ``scan_deadline_s`` of the attempt that opened it.
         """
         body = self._body(method, params)
         timeout = httpx.Timeout(self.timeout_s, read=read_timeout_s or self.timeout_s)
@@ -224,7 +253,7 @@ class RpcClient:
         )
         response, started = opened
         try:
-            yield self._chunks(method, response)
+            yield self._chunks(method, response, started + self.scan_deadline_s)
         except KeeperError as error:
             self._observe(method, outcome_of(error), started)
             raise
@@ -261,17 +290,24 @@ class RpcClient:
         """One attempt at opening the stream: the response and when the attempt began."""
         async with self.limiter:
             started = asyncio.get_running_loop().time()
+            deadline = started + self.scan_deadline_s
             request = self._http.build_request("POST", self._url, content=body, timeout=limits)
             try:
-                response = await self._http.send(request, stream=True)
+                async with asyncio.timeout_at(deadline):
+                    response = await self._http.send(request, stream=True)
             except httpx.HTTPError as error:
                 mapped = self._transport_error(method, error)
                 self._observe(method, outcome_of(mapped), started)
                 raise mapped from error
+            except TimeoutError as error:
+                late = self._deadline_error(method, self.scan_deadline_s, "scan")
+                self._observe(method, outcome_of(late), started)
+                raise late from error
             if response.status_code == HTTP_OK:
                 return response, started
             try:
-                await response.aread()
+                async with asyncio.timeout_at(deadline):
+                    await response.aread()
                 self._result(method, response)  # raises the typed error for this status
             except KeeperError as error:
                 self._observe(method, outcome_of(error), started)
@@ -280,16 +316,32 @@ class RpcClient:
                 mapped = self._transport_error(method, error)
                 self._observe(method, outcome_of(mapped), started)
                 raise mapped from error
+            except TimeoutError as error:
+                late = self._deadline_error(method, self.scan_deadline_s, "scan")
+                self._observe(method, outcome_of(late), started)
+                raise late from error
             finally:
                 await response.aclose()
             raise RpcResponseError(f"{method}: unexpected HTTP {response.status_code}")
 
-    async def _chunks(self, method: str, response: httpx.Response) -> AsyncIterator[bytes]:
+    async def _chunks(
+        self, method: str, response: httpx.Response, deadline: float
+    ) -> AsyncIterator[bytes]:
+        """The body's chunks; ``RpcTimeout`` once ``deadline`` (loop time) passes, however
+        steadily bytes still trickle in."""
+        chunks = response.aiter_bytes()
         try:
-            async for chunk in response.aiter_bytes():
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return
                 yield chunk
         except httpx.HTTPError as error:
             raise self._transport_error(method, error) from error
+        except TimeoutError as error:
+            raise self._deadline_error(method, self.scan_deadline_s, "scan") from error
 
     def _body(self, method: str, params: Sequence[Any]) -> bytes:
         request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
@@ -309,26 +361,37 @@ class RpcClient:
             return RpcError(f"{where}: the URL's scheme is not http(s)")
         return RpcUnreachable(f"{where}: connection failed ({type(error).__name__})")
 
+    def _deadline_error(self, method: str, seconds: float, kind: str) -> RpcTimeout:
+        setting = "rpc.scan_deadline_seconds" if kind == "scan" else "rpc.call_deadline_seconds"
+        return RpcTimeout(
+            f"{method} at {self.redacted_url}: the answer was not complete within "
+            f"{seconds} s ({setting})",
+            hint=f"raise {setting} or use a faster RPC node",
+        )
+
     def _result(self, method: str, response: httpx.Response) -> Any:  # noqa: ANN401 - JSON
         where = f"{method} at {self.redacted_url}"
         status = response.status_code
         if status == HTTP_TOO_MANY_REQUESTS:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise RpcRateLimited(f"{where}: HTTP 429", retry_after=retry_after)
-        if status >= HTTP_SERVER_ERROR:
+        if status in RETRYABLE_STATUSES:
             raise RpcServerError(f"{where}: HTTP {status}")
+        if status in _AUTH_STATUSES:
+            raise RpcResponseError(
+                f"{where}: HTTP {status}, the node refused the request",
+                hint="check the API key or token in rpc.url (KEEPER_RPC_URL)",
+            )
         try:
             payload = response.json()
         except ValueError as error:
-            raise RpcResponseError(
-                f"{where}: HTTP {status} with a body that is not JSON"
-            ) from error
+            raise NotJsonRpc(f"{where}: HTTP {status} with a body that is not JSON") from error
         if isinstance(payload, dict) and payload.get("error") is not None:
             raise json_rpc_error(where, payload["error"])
         if status != HTTP_OK:
-            raise RpcResponseError(f"{where}: HTTP {status}", code=None)
+            raise NotJsonRpc(f"{where}: HTTP {status}")
         if not isinstance(payload, dict) or "result" not in payload:
-            raise RpcResponseError(f"{where}: a JSON-RPC response without a result")
+            raise NotJsonRpc(f"{where}: a JSON answer without a JSON-RPC result")
         return payload["result"]
 
 

@@ -115,7 +115,7 @@ class Sender:
         """Batches between their first simulation and their result."""
         return self._in_flight
 
-    async def execute(
+    async def execute(  # noqa: PLR0913 - each is a setting or the caller's deadline
         self,
         batch: Sequence[Instruction],
         *,
@@ -123,6 +123,7 @@ class Sender:
         unit_price: int,
         unit_limit_margin: float = 1.1,
         max_fee_lamports: int,
+        abandon_at: float | None = None,
     ) -> BatchResult:
         """Land ``batch`` (what survives simulation of it) in one transaction.
 
@@ -130,6 +131,11 @@ class Sender:
         batch cannot fit one transaction (a packing bug), and ``RpcError`` when simulation
         or the blockhash cannot be fetched (nothing sent). Once a transaction is out, RPC
         failures only delay it: the result's outcome says how it ended.
+
+        ``abandon_at`` (loop time) is the caller's deadline: reached before signing, it
+        raises ``TimeoutError`` (nothing sent); reached once the transaction is out, the
+        result is ``abandoned`` (it may still land), so a deadline never loses a sent
+        transaction's result.
         """
         self._check(batch, extra_signers)
         if unit_limit_margin < 1:
@@ -138,7 +144,12 @@ class Sender:
             return BatchResult(SendOutcome.ABANDONED, error="the sender is shutting down")
         with self._hold(batch):
             result = await self._execute(
-                batch, extra_signers, unit_price, unit_limit_margin, max_fee_lamports
+                batch,
+                extra_signers,
+                unit_price,
+                unit_limit_margin,
+                max_fee_lamports,
+                abandon_at=abandon_at,
             )
         self._observer.batch_done(result)
         return result
@@ -193,29 +204,34 @@ class Sender:
 
     # -- steps ------------------------------------------------------------------------
 
-    async def _execute(
+    async def _execute(  # noqa: PLR0913 - execute's arguments, passed on
         self,
         batch: Sequence[Instruction],
         extra_signers: Sequence[Keypair],
         unit_price: int,
         margin: float,
         max_fee: int,
+        *,
+        abandon_at: float | None,
     ) -> BatchResult:
         self._check_size(batch, unit_price)
-        survivors = await simulate_until_clean(
-            self._rpc,
-            batch,
-            wire_for=functools.partial(self._simulation_wire, unit_price=unit_price),
-            commitment=self._commitment,
-        )
+        async with asyncio.timeout_at(abandon_at):  # nothing is signed in here
+            survivors = await simulate_until_clean(
+                self._rpc,
+                batch,
+                wire_for=functools.partial(self._simulation_wire, unit_price=unit_price),
+                commitment=self._commitment,
+            )
+            sendable = survivors.error is None and bool(survivors.live)
+            fresh = await self._latest_blockhash() if sendable else None
         base = _base_result(survivors)
         if survivors.error is not None:
             return dataclasses.replace(base, outcome=SendOutcome.REJECTED, error=survivors.error)
-        if not survivors.live:
-            return base
+        if fresh is None:
+            return base  # every instruction dropped in simulation
+        blockhash, last_valid = fresh
         instructions = [batch[i] for i in survivors.live]
         limit = unit_limit_for(survivors.units, margin)
-        blockhash, last_valid = await self._latest_blockhash()
         message = self._compile(instructions, limit, unit_price, blockhash)
         signatures = message.header.num_required_signatures
         priced = dataclasses.replace(
@@ -241,7 +257,9 @@ class Sender:
                 fee_decision=FeeDecision.PRICE_LOWERED,
             )
         wire, signature = sign(message, [self._payer, *extra_signers])
-        delivery = await self._broadcaster.deliver(wire, signature, last_valid, survivors.live)
+        delivery = await self._broadcaster.deliver(
+            wire, signature, last_valid, survivors.live, abandon_at=abandon_at
+        )
         return dataclasses.replace(
             priced,
             outcome=delivery.outcome,

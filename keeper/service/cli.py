@@ -25,7 +25,8 @@ from keeper.service.settings import Settings, load_settings
 P = ParamSpec("P")
 R = TypeVar("R")
 
-EXIT_CONFIG = 2
+EXIT_FAILED = 1  # run --once: an action failed or its outcome is unknown, or a pass errored
+EXIT_CONFIG = 2  # configuration or start-up: nothing was signed
 
 
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -167,7 +168,7 @@ def run(
     if once:
         summary = asyncio.run(run_once(keeper))
         click.echo(summary.line())
-        sys.exit(1 if summary.errors else 0)
+        sys.exit(EXIT_FAILED if summary.failures else 0)
     asyncio.run(serve(keeper))
 
 

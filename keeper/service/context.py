@@ -12,7 +12,7 @@ from solders.pubkey import Pubkey
 
 from keeper.chain.accounts import get_account
 from keeper.chain.keypair import load_keypair
-from keeper.chain.rpc import RpcClient
+from keeper.chain.rpc import NotJsonRpc, RpcClient
 from keeper.errors import ConfigError, KeypairError, RpcError
 from keeper.program.ids import TOKEN_PROGRAM
 from keeper.service.metrics import Metrics
@@ -90,6 +90,8 @@ async def check_program(rpc: RpcClient, program_id: Pubkey) -> None:
 async def check_rpc(rpc: RpcClient) -> None:
     try:
         await rpc.call("getVersion")
+    except NotJsonRpc as error:
+        raise NotJsonRpc(f"RPC {rpc.redacted_url} is not a JSON-RPC endpoint: {error}") from error
     except RpcError as error:
         raise RpcError(
             f"RPC {rpc.redacted_url} is unreachable: {error}",
@@ -139,6 +141,8 @@ def rpc_client(settings: Settings, metrics: Metrics) -> RpcClient:
     return RpcClient(
         settings.rpc.url,
         timeout_s=settings.rpc.timeout_seconds,
+        call_deadline_s=settings.rpc.call_deadline_seconds,
+        scan_deadline_s=settings.rpc.scan_deadline_seconds,
         max_retries=settings.rpc.max_retries,
         requests_per_second=settings.rpc.requests_per_second,
         observer=RpcMetrics(metrics),

@@ -12,8 +12,9 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
 
 import structlog
 from solders.instruction import Instruction
@@ -41,8 +42,48 @@ from keeper.tasks.views import ABSENT, JobView, require
 
 log = structlog.get_logger("keeper")
 
+# The skip reason of actions the pass deadline left unsent (schedule.pass_deadline_seconds).
+DEADLINE_REASON: Final = "pass_deadline"
+
 # A batch is rebuilt at most this often in one pass (after expiry or a competitor close).
 SEND_ATTEMPTS = 3
+
+T = TypeVar("T")
+
+
+class _Late:
+    """What ``_by`` returns when the deadline came first."""
+
+
+LATE: Final = _Late()
+
+
+async def _by(deadline: float | None, work: Coroutine[Any, Any, T]) -> T | _Late:
+    """``work``'s result, or ``LATE`` at ``deadline`` (loop time). Only for work that signs
+    nothing: cancelling it loses nothing."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await work
+    except TimeoutError:
+        return LATE
+
+
+@dataclass(slots=True)
+class SendBounds:
+    """When one pass's sending must stop (loop times). Rebuilds after an expired blockhash
+    start only before ``retry_until``; nothing starts after ``deadline`` (the pass's), and
+    what is in flight then ends ``abandoned``. ``cut`` records that the deadline struck."""
+
+    retry_until: float
+    deadline: float | None = None
+    cut: bool = False
+
+    def retry_closed(self) -> bool:
+        return asyncio.get_running_loop().time() >= self.retry_until
+
+    def over(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        return self.deadline is not None and now >= self.deadline
 
 
 @dataclass(slots=True)
@@ -95,7 +136,13 @@ class Executor:
     monotonic: Callable[[], float] = time.monotonic
     _busy: set[Pubkey] = field(default_factory=set)
 
-    async def execute(self, plan: Plan, report: PassReport, limit: int) -> None:
+    async def execute(
+        self, plan: Plan, report: PassReport, limit: int, *, deadline: float | None = None
+    ) -> bool:
+        """Send ``plan`` (at most ``limit`` actions); True when ``deadline`` (loop time) cut
+        it short. Sending runs within send.retry_window_seconds for rebuilds."""
+        window = self.settings.send.retry_window_seconds
+        bounds = SendBounds(asyncio.get_running_loop().time() + window, deadline)
         actions = [a for a in plan.actions if a.account not in self._busy][:limit]
         batches = pack(
             actions,
@@ -109,9 +156,10 @@ class Executor:
 
         async def one(batch: Batch) -> None:
             async with semaphore:
-                await self._send_batch(plan, batch, report)
+                await self._send_batch(plan, batch, report, bounds)
 
         await asyncio.gather(*(one(batch) for batch in batches))
+        return bounds.cut
 
     def _report_density(self, actions: list[Action], batches: list[Batch]) -> None:
         """Instructions per transaction as packed, over the bound for the same workload."""
@@ -136,24 +184,58 @@ class Executor:
                     transactions=count,
                 )
 
-    async def _send_batch(self, plan: Plan, batch: Batch, report: PassReport) -> None:
+    async def _send_batch(
+        self, plan: Plan, batch: Batch, report: PassReport, bounds: SendBounds
+    ) -> None:
         self._busy.update(batch.targets)  # never two in-flight transactions on one account
         try:
             pending = list(batch.actions)
             for attempt in range(1, SEND_ATTEMPTS + 1):
+                if attempt > 1 and bounds.retry_closed():
+                    self._retry_window_closed(pending, attempt - 1, report)
+                    return
                 # Re-read and re-judge before every (re)build: the chain moved meanwhile.
-                keep = await self._recheck(pending, report)
-                held = await self._guards_allow(keep, report) if keep else None
+                keep = await _by(bounds.deadline, self._recheck(pending, report))
+                if isinstance(keep, _Late):
+                    self._cut(pending, bounds, report)
+                    return
+                held = await _by(bounds.deadline, self._guards_allow(keep, report))
+                if isinstance(held, _Late):
+                    self._cut(keep, bounds, report)
+                    return
                 if held is None:
                     return
                 try:
-                    pending = await self._send(plan, keep, report, final=attempt == SEND_ATTEMPTS)
+                    final = attempt == SEND_ATTEMPTS
+                    pending = await self._send(plan, keep, report, bounds, final=final)
                 finally:
                     self.budget.release(held)  # what was actually paid is spent by now
                 if not pending:
                     return
         finally:
             self._busy.difference_update(batch.targets)
+
+    def _retry_window_closed(
+        self, actions: Sequence[Action], attempts: int, report: PassReport
+    ) -> None:
+        """Expired, and no time left to rebuild: counted expired, the next pass retries."""
+        window = self.settings.send.retry_window_seconds
+        log.warning(
+            "send retry window closed: not rebuilding",
+            actions=len(actions),
+            attempts=attempts,
+            window_s=window,
+        )
+        for action in actions:
+            detail = f"not rebuilt after {attempts} attempt(s): send.retry_window_seconds"
+            self._fail(action, str(SendOutcome.EXPIRED), report, detail=detail)
+
+    def _cut(self, actions: Sequence[Action], bounds: SendBounds, report: PassReport) -> None:
+        """The pass deadline came before these were signed: nothing sent, left for later."""
+        bounds.cut = True
+        for action in actions:
+            report.skipped[DEADLINE_REASON] += 1
+            self.metrics.actions_failed.labels(action=action.kind, reason=DEADLINE_REASON).inc()
 
     # -- re-check ----------------------------------------------------------------------
 
@@ -291,18 +373,42 @@ class Executor:
         return instructions, signers
 
     async def _send(
-        self, plan: Plan, actions: list[Action], report: PassReport, *, final: bool
+        self,
+        plan: Plan,
+        actions: list[Action],
+        report: PassReport,
+        bounds: SendBounds,
+        *,
+        final: bool,
     ) -> list[Action]:
         """Send ``actions`` in one transaction; returns those worth re-checking and resending."""
+        price = await _by(bounds.deadline, self._unit_price(actions))
+        if isinstance(price, _Late):
+            self._cut(actions, bounds, report)
+            return []
         instructions, signers = self._instructions(actions)
-        price = await self._unit_price(actions)
-        result = await self.sender.execute(
-            instructions,
-            extra_signers=signers,
-            unit_price=price,
-            unit_limit_margin=self.settings.send.unit_limit_margin,
-            max_fee_lamports=self.settings.fees.max_fee_per_transaction_lamports,
-        )
+        try:
+            # Not under _by: at the deadline the sender itself stops, and a transaction
+            # already out comes back `abandoned` (counted) instead of being lost.
+            result = await self.sender.execute(
+                instructions,
+                extra_signers=signers,
+                unit_price=price,
+                unit_limit_margin=self.settings.send.unit_limit_margin,
+                max_fee_lamports=self.settings.fees.max_fee_per_transaction_lamports,
+                abandon_at=bounds.deadline,
+            )
+        except TimeoutError:  # the deadline struck before signing
+            self._cut(actions, bounds, report)
+            return []
+        if result.outcome is SendOutcome.ABANDONED and result.signature is not None:
+            bounds.cut = bounds.cut or bounds.over()
+            log.warning(
+                "transaction abandoned: it may still land",
+                signature=str(result.signature),
+                actions=len(result.kept),
+                error=result.error,
+            )
         retry = [] if final else self._retryable(actions, result, report)
         self._account(plan, actions, result, report, retrying=set(retry))
         return [actions[i] for i in retry]

@@ -2,6 +2,9 @@
 
 Every action is logged with its task, account, reason and signature. Keys and secrets are
 never passed to a logger; RPC URLs are redacted by the chain layer before they get here.
+Libraries that log through the standard library (APScheduler: "skipped: maximum number of
+running instances reached", "missed") are rendered by the same structlog renderer, so
+every line on stderr has one format.
 """
 
 from __future__ import annotations
@@ -38,6 +41,30 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib("apscheduler", logging.getLevelName(level), renderer, out)
+
+
+def _route_stdlib(name: str, level: int, renderer: structlog.typing.Processor, out: TextIO) -> None:
+    """Render the stdlib logger ``name`` like the keeper's own lines, on the same stream.
+
+    Below DEBUG only its warnings pass: APScheduler's INFO lines ("Running job", "executed
+    successfully") repeat every tick and say less than the keeper's own pass lines.
+    """
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    logger = logging.getLogger(name)
+    logger.handlers = [handler]  # configuring again replaces, never duplicates
+    logger.setLevel(logging.DEBUG if level <= logging.DEBUG else max(level, logging.WARNING))
+    logger.propagate = False
 
 
 def get_logger(name: str = "keeper") -> structlog.typing.FilteringBoundLogger:

@@ -156,6 +156,12 @@ class Metrics:
             ["task"],
             registry=r,
         )
+        self.passes_over_deadline = Counter(
+            f"{p}_passes_over_deadline_total",
+            "Passes abandoned at schedule.pass_deadline_seconds, by task.",
+            ["task"],
+            registry=r,
+        )
         self.chain_time = Gauge(
             f"{p}_chain_time_seconds",
             "The cluster's Clock unix_timestamp at the last read.",

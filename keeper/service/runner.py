@@ -32,7 +32,7 @@ from keeper.service.context import (
     resolve_claim,
     rpc_client,
 )
-from keeper.service.execution import Executor, PassReport, dry_run_lines
+from keeper.service.execution import DEADLINE_REASON, Executor, PassReport, dry_run_lines
 from keeper.service.health import Readiness, build_app, start_http
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings, TaskSettings
@@ -40,6 +40,15 @@ from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs
 from keeper.tasks.plan import Plan, Task
 
 log = structlog.get_logger("keeper")
+
+
+class PassOverDeadline(KeeperError):
+    """A pass ran past schedule.pass_deadline_seconds and was abandoned."""
+
+    hint = (
+        "find the slow RPC method (nosana_keeper_rpc_request_duration_seconds) and use a "
+        "faster node, or raise schedule.pass_deadline_seconds"
+    )
 
 
 @dataclass(slots=True)
@@ -166,17 +175,25 @@ class Keeper:
         """One pass of ``task``. Errors are logged and counted; they never escape."""
         report = PassReport(task=str(task))
         started = time.monotonic()
+        limit_s = self.settings.schedule.pass_deadline_seconds
+        deadline = asyncio.get_running_loop().time() + limit_s
         try:
-            await self._pass(task, report)
+            await self._pass(task, report, deadline)
+        except PassOverDeadline as error:
+            self._count_error(task, report, error)
+            self.metrics.passes_over_deadline.labels(task=task).inc()
+            log.error(  # noqa: TRY400 - an expected failure: message and fix, no traceback
+                "pass over its deadline: abandoned",
+                task=str(task),
+                deadline_s=limit_s,
+                error=str(error),
+                fix=error.hint,
+            )
         except KeeperError as error:
-            report.errors.append(f"{type(error).__name__}: {error}")
-            self.metrics.scans.labels(task=task, outcome="error").inc()
-            self.metrics.pass_errors.labels(task=task).inc()
+            self._count_error(task, report, error)
             log.error("pass failed", task=str(task), error=str(error), fix=error.hint)  # noqa: TRY400 - an expected failure: message and fix, no traceback
         except Exception as error:
-            report.errors.append(f"{type(error).__name__}: {error}")
-            self.metrics.scans.labels(task=task, outcome="error").inc()
-            self.metrics.pass_errors.labels(task=task).inc()
+            self._count_error(task, report, error)
             log.exception("pass crashed", task=str(task))
         else:
             self.metrics.scans.labels(task=task, outcome="ok").inc()
@@ -186,17 +203,37 @@ class Keeper:
             self.metrics.scan_duration.labels(task=task).observe(time.monotonic() - started)
         return report
 
-    async def _pass(self, task: Task, report: PassReport) -> None:
-        now = await self._chain_now()
-        plan, findings = await self._plan(task, now)
+    def _count_error(self, task: Task, report: PassReport, error: Exception) -> None:
+        report.errors.append(f"{type(error).__name__}: {error}")
+        self.metrics.scans.labels(task=task, outcome="error").inc()
+        self.metrics.pass_errors.labels(task=task).inc()
+
+    async def _pass(self, task: Task, report: PassReport, deadline: float) -> None:
+        """Scan, decide and send, all by ``deadline`` (loop time). Scanning is cancelled
+        at it (nothing is signed there); sending stops at it without losing a result."""
+        over = f"{task} pass over its {self.settings.schedule.pass_deadline_seconds} s deadline"
+        try:
+            async with asyncio.timeout_at(deadline):
+                plan, findings = await self._plan(task, await self._chain_now())
+        except TimeoutError as error:
+            raise PassOverDeadline(f"{over}, while scanning: nothing sent") from error
         self._record_plan(task, plan, findings, report)
         if self.dry_run:
             for line in dry_run_lines(plan):
                 print(line, file=self.out, flush=True)
             return
         assert self.executor is not None
-        await self._refresh_balance()
-        await self.executor.execute(plan, report, self.task_settings(task).max_actions_per_pass)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._refresh_balance()
+        except TimeoutError as error:
+            raise PassOverDeadline(f"{over}, before sending: nothing sent") from error
+        limit = self.task_settings(task).max_actions_per_pass
+        if await self.executor.execute(plan, report, limit, deadline=deadline):
+            raise PassOverDeadline(
+                f"{over}, while sending: {report.skipped[DEADLINE_REASON]} action(s) left "
+                "unsent, transactions in flight counted abandoned"
+            )
 
     async def _refresh_balance(self) -> None:
         assert self.rpc is not None
@@ -300,15 +337,23 @@ class Summary:
     def line(self) -> str:
         return json.dumps({"summary": asdict(self)}, sort_keys=True)
 
+    @property
+    def failures(self) -> int:
+        """Actions that failed or whose outcome is unknown, plus passes that ended in an
+        error: any of them makes ``run --once`` exit 1."""
+        unknown = int(getattr(self, "unknown", 0))  # the `unknown` send outcome, if counted
+        return self.failed + unknown + self.errors
+
 
 async def run_once(keeper: Keeper) -> Summary:
-    """Every enabled task once (waiting for confirmations)."""
+    """Every enabled task once, concurrently (waiting for confirmations): one task's slow
+    sends never hold back another's."""
     try:
         await keeper.start()
-        reports = [await keeper.run_task(task) for task in keeper.enabled_tasks()]
+        reports = await asyncio.gather(*map(keeper.run_task, keeper.enabled_tasks()))
     finally:
         await keeper.close()
-    return Summary.of(reports)
+    return Summary.of(list(reports))
 
 
 async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:

@@ -44,8 +44,26 @@ class RpcSettings(Group):
         "API keys in it are redacted from logs.",
     )
     timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout (s).")
+    call_deadline_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Total time one RPC call may take, first byte to last (s): a body that "
+        "trickles in never trips the per-read timeout. Calls answer small bodies in well under "
+        "a second; 60 s leaves a slow node its full timeout_seconds and still ends a trickle.",
+    )
+    scan_deadline_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Total time one streamed getProgramAccounts scan may take, request to last "
+        "byte (s). A census of a million jobs streams hundreds of MB for tens of seconds; 300 s "
+        "leaves room for a slow link and a node that thinks before answering.",
+    )
     max_retries: int = Field(
-        5, ge=0, le=20, description="Retries on 429, 5xx and timeouts, with jittered backoff."
+        5,
+        ge=0,
+        le=20,
+        description="Retries on 429, 500/502/503/504, timeouts and connection failures, with "
+        "jittered backoff (any other status is not a JSON-RPC node: no retry).",
     )
     requests_per_second: float = Field(
         20.0, gt=0, description="Client-side request rate limit, below typical provider caps."
@@ -143,6 +161,14 @@ class SendSettings(Group):
     shutdown_deadline_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, wait this long for in-flight confirmations."
     )
+    retry_window_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="Seconds from a pass's first send during which a batch whose blockhash "
+        "expired may be rebuilt and sent again; later, its actions count as expired and wait "
+        "for the next pass. A blockhash lives about 60-90 s, so 120 s allows one rebuild and "
+        "bounds a pass whose sends all drop to about two blockhash lifetimes.",
+    )
 
 
 class ScheduleSettings(Group):
@@ -151,6 +177,14 @@ class ScheduleSettings(Group):
     )
     ready_after_missed_passes: int = Field(
         3, ge=1, description="A task not successful for this many intervals fails /readyz."
+    )
+    pass_deadline_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A pass still running after this many seconds is abandoned (counted, "
+        "logged; in-flight transactions end as abandoned) and the next tick runs. Above a "
+        "legitimate pass: scans of a million jobs, send.retry_window_seconds and a blockhash "
+        "lifetime.",
     )
 
 
