@@ -5,6 +5,7 @@ on a schedule, with metrics, health and graceful shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -171,14 +172,18 @@ class Keeper:
         age = time.monotonic() - self.census_at
         return age >= self.settings.clean.census_interval_seconds
 
-    async def run_task(self, task: Task) -> PassReport:
-        """One pass of ``task``. Errors are logged and counted; they never escape."""
+    async def run_task(self, task: Task, scanning: asyncio.Lock | None = None) -> PassReport:
+        """One pass of ``task``. Errors are logged and counted; they never escape.
+
+        ``scanning``, when given, is held while the pass scans and decides (not while it
+        sends): passes started together then scan one after another, in order, and send
+        side by side."""
         report = PassReport(task=str(task))
         started = time.monotonic()
         limit_s = self.settings.schedule.pass_deadline_seconds
         deadline = asyncio.get_running_loop().time() + limit_s
         try:
-            await self._pass(task, report, deadline)
+            await self._pass(task, report, deadline, scanning or contextlib.nullcontext())
         except PassOverDeadline as error:
             self._count_error(task, report, error)
             self.metrics.passes_over_deadline.labels(task=task).inc()
@@ -208,20 +213,26 @@ class Keeper:
         self.metrics.scans.labels(task=task, outcome="error").inc()
         self.metrics.pass_errors.labels(task=task).inc()
 
-    async def _pass(self, task: Task, report: PassReport, deadline: float) -> None:
+    async def _pass(
+        self,
+        task: Task,
+        report: PassReport,
+        deadline: float,
+        scanning: contextlib.AbstractAsyncContextManager[object],
+    ) -> None:
         """Scan, decide and send, all by ``deadline`` (loop time). Scanning is cancelled
         at it (nothing is signed there); sending stops at it without losing a result."""
         over = f"{task} pass over its {self.settings.schedule.pass_deadline_seconds} s deadline"
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline), scanning:
                 plan, findings = await self._plan(task, await self._chain_now())
+                self._record_plan(task, plan, findings, report)
+                if self.dry_run:
+                    for line in dry_run_lines(plan):
+                        print(line, file=self.out, flush=True)
+                    return
         except TimeoutError as error:
             raise PassOverDeadline(f"{over}, while scanning: nothing sent") from error
-        self._record_plan(task, plan, findings, report)
-        if self.dry_run:
-            for line in dry_run_lines(plan):
-                print(line, file=self.out, flush=True)
-            return
         assert self.executor is not None
         try:
             async with asyncio.timeout_at(deadline):
@@ -346,11 +357,14 @@ class Summary:
 
 
 async def run_once(keeper: Keeper) -> Summary:
-    """Every enabled task once, concurrently (waiting for confirmations): one task's slow
+    """Every enabled task once (waiting for confirmations). The tasks scan one after another
+    (in order, as a dry run prints them) and send concurrently: one task's slow or dropped
     sends never hold back another's."""
     try:
         await keeper.start()
-        reports = await asyncio.gather(*map(keeper.run_task, keeper.enabled_tasks()))
+        scanning = asyncio.Lock()
+        passes = (keeper.run_task(task, scanning) for task in keeper.enabled_tasks())
+        reports = await asyncio.gather(*passes)
     finally:
         await keeper.close()
     return Summary.of(list(reports))

@@ -47,7 +47,15 @@ class Stream:
     sent: int = 0
 
 
-Reply = Http | RpcFailure | Hang | Stream | Any
+@dataclass
+class Trickle:
+    """A body sent one byte every ``every_s`` seconds (headers at once)."""
+
+    body: bytes
+    every_s: float
+
+
+Reply = Http | RpcFailure | Hang | Stream | Trickle | Any
 
 
 class FakeRpc:
@@ -95,6 +103,14 @@ class FakeRpc:
             if reply.data is not None:
                 error["data"] = reply.data
             return web.json_response({"jsonrpc": "2.0", "id": ident, "error": error})
+        if isinstance(reply, Trickle):
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            for index in range(len(reply.body)):
+                await response.write(reply.body[index : index + 1])
+                await asyncio.sleep(reply.every_s)
+            await response.write_eof()
+            return response
         if isinstance(reply, Stream):
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(request)

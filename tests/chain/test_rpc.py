@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from fake_rpc import FakeRpc, Hang, Http, RpcFailure, SleepRecorder
+from fake_rpc import FakeRpc, Hang, Http, RpcFailure, SleepRecorder, Trickle
 
 from keeper.chain.rpc import (
+    NotJsonRpc,
     RpcCallError,
     RpcClient,
     RpcOutcome,
@@ -98,6 +99,73 @@ async def test_5xx_is_retried_then_succeeds(fake: FakeRpc, sleeps: SleepRecorder
         assert await rpc.call("getBlockHeight") == 100
     assert fake.count("getBlockHeight") == 3
     assert [o for _, o in outcomes.seen] == ["server_error", "server_error", "ok"]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_the_5xx_a_busy_node_sends_is_retried(
+    fake: FakeRpc, sleeps: SleepRecorder, status: int
+) -> None:
+    fake.on("getSlot", lambda params: 3)
+    fake.queue("getSlot", Http(status))
+    async with client(fake, sleeps) as rpc:
+        assert await rpc.call("getSlot") == 3
+    assert fake.count("getSlot") == 2
+
+
+@pytest.mark.parametrize("status", [404, 405, 501, 505])
+async def test_a_server_that_is_not_a_json_rpc_node_fails_at_once(
+    fake: FakeRpc, sleeps: SleepRecorder, status: int
+) -> None:
+    fake.queue("getSlot", Http(status, body=b"<html><h1>Not Implemented</h1></html>"))
+    async with client(fake, sleeps) as rpc:
+        with pytest.raises(NotJsonRpc, match=f"HTTP {status}"):
+            await rpc.call("getSlot")
+    assert fake.count("getSlot") == 1
+    assert sleeps.delays == []
+
+
+async def test_a_json_answer_that_is_not_json_rpc_fails_at_once(
+    fake: FakeRpc, rpc: RpcClient
+) -> None:
+    fake.queue("getSlot", Http(200, body=b'{"status": "ok"}'))
+    with pytest.raises(NotJsonRpc, match="without a JSON-RPC result"):
+        await rpc.call("getSlot")
+    assert fake.count("getSlot") == 1
+
+
+async def test_a_trickling_call_ends_at_its_total_deadline(
+    fake: FakeRpc, sleeps: SleepRecorder
+) -> None:
+    # Every byte arrives well within the per-read timeout; only a total deadline ends it.
+    fake.queue("getSlot", Trickle(b'{"jsonrpc":"2.0","id":1,"result":42}', every_s=0.05))
+    outcomes = Outcomes()
+    options = {"timeout_s": 5.0, "call_deadline_s": 0.3, "max_retries": 0, "observer": outcomes}
+    async with client(fake, sleeps, **options) as rpc:
+        with pytest.raises(RpcTimeout, match=r"rpc\.call_deadline_seconds") as caught:
+            await rpc.call("getSlot")
+    assert "call_deadline_seconds" in caught.value.hint
+    assert outcomes.seen == [("getSlot", "timeout")]
+
+
+async def test_a_trickling_scan_ends_at_its_total_deadline(
+    fake: FakeRpc, sleeps: SleepRecorder
+) -> None:
+    body = b'{"jsonrpc":"2.0","id":1,"result":[' + b" " * 200 + b"]}"
+    fake.queue("getProgramAccounts", Trickle(body, every_s=0.02))
+    outcomes = Outcomes()
+    options = {"timeout_s": 5.0, "scan_deadline_s": 0.5, "observer": outcomes}
+    received = bytearray()
+
+    async def read_all(rpc: RpcClient) -> None:
+        async with rpc.stream("getProgramAccounts", []) as chunks:
+            async for chunk in chunks:
+                received.extend(chunk)
+
+    async with client(fake, sleeps, **options) as rpc:
+        with pytest.raises(RpcTimeout, match=r"rpc\.scan_deadline_seconds"):
+            await read_all(rpc)
+    assert 0 < len(received) < len(body)  # it was flowing, and it was cut
+    assert outcomes.seen == [("getProgramAccounts", "timeout")]
 
 
 async def test_exhausted_retries_raise_the_typed_error(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,36 @@ def test_not_admin_runs_only_clean(cli: KeeperCli) -> None:
     }
     assert actions <= {"clean", "claim"}
     assert "not the market admin" in result.stderr
+
+
+class _QuietWebServer(http.server.SimpleHTTPRequestHandler):
+    """A plain web server: POST answers 501 with an HTML page."""
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def web_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietWebServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_web_server_is_not_a_json_rpc_endpoint_at_once(cli: KeeperCli, web_server: str) -> None:
+    before = snapshot(cli.chain)
+    result = CliRunner().invoke(
+        main,
+        ["run", "--once", "--rpc-url", web_server, "--keypair", str(cli.keypair)],
+        env={**cli.env, "KEEPER_LOG_LEVEL": "INFO"},
+    )
+    _stops_cleanly(cli, result.exit_code, result.stderr, names="is not a JSON-RPC endpoint")
+    assert "HTTP 501" in result.stderr
+    assert "unreachable" not in result.stderr
+    assert "rpc retry" not in result.stderr  # said at once, not after retries
+    assert snapshot(cli.chain) == before

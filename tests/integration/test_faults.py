@@ -10,7 +10,12 @@ import pytest
 
 from keeper.localnet.chain import LocalChain
 from keeper.localnet.standalone import write_keypairs
+from keeper.service.execution import SEND_ATTEMPTS
 from tests.integration.conftest import KeeperCli, keeper_env, snapshot
+
+
+def _log(result_stderr: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in result_stderr.splitlines() if line.startswith("{")]
 
 
 def _planned(result_stdout: str) -> set[tuple[str, str]]:
@@ -71,7 +76,7 @@ def test_expired_blockhash_then_the_next_pass_rebuilds(fast_cli: KeeperCli) -> N
     chain = fast_cli.chain
     chain.set_faults(drop_every=1)  # nothing lands: every transaction's blockhash expires
     first = fast_cli.invoke("run", "--once")
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == 1, first.output  # every action expired: a failure
     assert fast_cli.summary(first)["confirmed"] == 0
     assert fast_cli.summary(first)["failed"] > 0
     chain.clear_faults()
@@ -99,3 +104,35 @@ def test_competitor_closing_first_is_a_skip_not_an_error(cli: KeeperCli) -> None
     # Everything else the world expects was still done.
     assert summary["confirmed"] == summary["planned"] - skipped["already_closed"]
     assert snapshot(chain)  # the chain is alive and consistent
+
+
+def test_every_send_dropped_ends_at_the_send_retry_window(fast_cli: KeeperCli) -> None:
+    fast_cli.chain.set_faults(drop_every=1)
+    window = {"KEEPER_SEND_RETRY_WINDOW_SECONDS": "0"}  # expired: never rebuilt this pass
+    result = fast_cli.invoke("run", "--once", extra_env=window)
+    assert result.exit_code == 1, result.output
+    summary = fast_cli.summary(result)
+    assert summary["confirmed"] == 0
+    assert summary["planned"] > 0
+    assert summary["failed"] == summary["planned"]
+    closed = [
+        e for e in _log(result.stderr) if e["event"] == "send retry window closed: not rebuilding"
+    ]
+    assert closed
+    assert all(entry["attempts"] == 1 < SEND_ATTEMPTS for entry in closed)
+    # One transaction per batch, none rebuilt: the window, not SEND_ATTEMPTS, ended them.
+    tasks = summary["tasks"].values()  # type: ignore[union-attr]
+    assert sum(task["transactions"] for task in tasks) == len(closed)
+    assert sum(entry["actions"] for entry in closed) == summary["failed"]
+
+
+def test_the_tasks_of_run_once_send_concurrently(fast_cli: KeeperCli) -> None:
+    fast_cli.chain.set_faults(drop_every=1)  # each task's first send waits ~3 s to expire
+    window = {"KEEPER_SEND_RETRY_WINDOW_SECONDS": "0"}
+    result = fast_cli.invoke("run", "--once", extra_env=window)
+    events = [entry["event"] for entry in _log(result.stderr)]
+    planned = [i for i, event in enumerate(events) if event == "pass planned"]
+    first_failure = events.index("action failed")
+    assert len(planned) == 3
+    # Every task had planned before any task's sends ended: none waited for another.
+    assert max(planned) < first_failure
