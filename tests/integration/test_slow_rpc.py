@@ -117,3 +117,28 @@ def test_the_service_runs_the_next_tick_after_a_pass_over_its_deadline(
     skipped = [line for line in lines if str(line.get("logger", "")).startswith("apscheduler")]
     assert any("maximum number of running instances" in str(line["event"]) for line in skipped)
     assert all(line["level"] == "warning" for line in skipped)
+
+
+def test_a_pass_over_its_deadline_while_sending_counts_what_is_in_flight(
+    cli: KeeperCli,
+) -> None:
+    # The demo chain's clock stands still: a dropped transaction's blockhash never expires,
+    # so only the pass deadline ends the wait.
+    cli.chain.set_faults(drop_every=1)
+    only_clean = {"KEEPER_QUIT_ENABLED": "false", "KEEPER_CLAIM_ENABLED": "false"}
+    result = _run_once(cli, cli.chain.url, KEEPER_SCHEDULE_PASS_DEADLINE_SECONDS="5", **only_clean)
+    assert result.exit_code == 1, result.output
+    summary = _summary(result)
+    lines = _json_lines(result.stderr)
+    abandoned = [
+        line for line in lines if line["event"] == "transaction abandoned: it may still land"
+    ]
+    assert abandoned
+    # Every transaction out is counted once, as abandoned: none lost, none half-counted.
+    assert summary["tasks"]["finished_jobs"]["transactions"] == len(abandoned)  # type: ignore[index]
+    assert summary["sent"] == sum(int(str(line["actions"])) for line in abandoned)
+    assert summary["confirmed"] == 0
+    assert summary["failed"] == summary["sent"]
+    over = [line for line in lines if line["event"] == "pass over its deadline: abandoned"]
+    assert len(over) == 1
+    assert "while sending" in str(over[0]["error"])
