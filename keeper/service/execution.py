@@ -199,6 +199,8 @@ class Executor:
                 if isinstance(keep, _Late):
                     self._cut(pending, bounds, report)
                     return
+                if not keep:
+                    return
                 held = await _by(bounds.deadline, self._guards_allow(keep, report))
                 if isinstance(held, _Late):
                     self._cut(keep, bounds, report)
