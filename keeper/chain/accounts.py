@@ -15,7 +15,7 @@ from keeper.errors import RpcResponseError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from keeper.chain.rpc import RpcClient
+    from keeper.chain.endpoints import Rpc
     from keeper.chain.scan import Commitment
     from keeper.program.filters import DataSliceParam
 
@@ -63,7 +63,7 @@ def parse_account(key: Pubkey, value: Any) -> RawAccount | None:  # noqa: ANN401
 
 
 async def _one_request(
-    rpc: RpcClient, keys: Sequence[Pubkey], config: dict[str, Any]
+    rpc: Rpc, keys: Sequence[Pubkey], config: dict[str, Any]
 ) -> list[RawAccount | None]:
     result = await rpc.call("getMultipleAccounts", [[str(k) for k in keys], config])
     values = result.get("value") if isinstance(result, dict) else None
@@ -73,7 +73,7 @@ async def _one_request(
 
 
 async def get_multiple_accounts(
-    rpc: RpcClient,
+    rpc: Rpc,
     keys: Sequence[Pubkey],
     *,
     commitment: Commitment = "confirmed",
@@ -94,7 +94,7 @@ async def get_multiple_accounts(
 
 
 async def get_account(
-    rpc: RpcClient, key: Pubkey, *, commitment: Commitment = "confirmed"
+    rpc: Rpc, key: Pubkey, *, commitment: Commitment = "confirmed"
 ) -> RawAccount | None:
     result = await rpc.call("getAccountInfo", [str(key), _config(commitment, None)])
     if not isinstance(result, dict) or "value" not in result:
@@ -102,7 +102,7 @@ async def get_account(
     return parse_account(key, result["value"])
 
 
-async def get_balance(rpc: RpcClient, key: Pubkey, *, commitment: Commitment = "confirmed") -> int:
+async def get_balance(rpc: Rpc, key: Pubkey, *, commitment: Commitment = "confirmed") -> int:
     """Lamports held by ``key`` (0 when the account does not exist)."""
     result = await rpc.call("getBalance", [str(key), {"commitment": commitment}])
     value = result.get("value") if isinstance(result, dict) else None

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from solders.signature import Signature
 
-    from keeper.chain.rpc import RpcClient
+    from keeper.chain.endpoints import Rpc
     from keeper.chain.scan import Commitment
     from keeper.chain.status import SignatureStatus, StatusBoard
 
@@ -67,7 +67,7 @@ def is_already_processed(error: RpcCallError) -> bool:
 class Broadcaster:
     def __init__(  # noqa: PLR0913 - collaborators and settings of one delivery loop
         self,
-        rpc: RpcClient,
+        rpc: Rpc,
         board: StatusBoard,
         *,
         resend_interval_s: float,

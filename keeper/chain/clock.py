@@ -15,7 +15,7 @@ from keeper.errors import RpcResponseError
 from keeper.program.ids import CLOCK_SYSVAR
 
 if TYPE_CHECKING:
-    from keeper.chain.rpc import RpcClient
+    from keeper.chain.endpoints import Rpc
     from keeper.chain.scan import Commitment
 
 # slot u64, epoch_start_timestamp i64, epoch u64, leader_schedule_epoch u64, unix_timestamp i64
@@ -44,7 +44,7 @@ def decode_clock(data: bytes) -> ChainTime:
     return ChainTime(slot=slot, epoch=epoch, unix_timestamp=unix_timestamp)
 
 
-async def chain_time(rpc: RpcClient, *, commitment: Commitment = "confirmed") -> ChainTime:
+async def chain_time(rpc: Rpc, *, commitment: Commitment = "confirmed") -> ChainTime:
     """The cluster's clock at the latest ``commitment`` slot."""
     account = await get_account(rpc, CLOCK_SYSVAR, commitment=commitment)
     if account is None:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from solders.pubkey import Pubkey
 
-    from keeper.chain.rpc import RpcClient
+    from keeper.chain.endpoints import Rpc
 
 log = structlog.get_logger("keeper.chain.fees")
 
@@ -21,7 +21,7 @@ MAX_FEE_ACCOUNTS: Final = 128  # the RPC's own limit for getRecentPrioritization
 
 
 async def recent_prioritization_fees(
-    rpc: RpcClient, writable_accounts: Sequence[Pubkey]
+    rpc: Rpc, writable_accounts: Sequence[Pubkey]
 ) -> list[int] | None:
     """Per-slot prioritization fees (micro-lamports per CU) paid recently for these accounts.
 

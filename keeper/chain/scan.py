@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from solders.pubkey import Pubkey
 
-    from keeper.chain.rpc import RpcClient
+    from keeper.chain.endpoints import Rpc
     from keeper.program.filters import DataSliceParam, Filter
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "AccountChunk", "count_program_accounts"]
@@ -49,7 +49,7 @@ def program_accounts_params(
 
 
 async def stream_program_accounts(  # noqa: PLR0913 - the RPC call's own parameters
-    rpc: RpcClient,
+    rpc: Rpc,
     program_id: Pubkey,
     filters: Sequence[Filter],
     data_slice: DataSliceParam | None,
@@ -78,7 +78,7 @@ async def stream_program_accounts(  # noqa: PLR0913 - the RPC call's own paramet
 
 
 async def count_program_accounts(
-    rpc: RpcClient,
+    rpc: Rpc,
     program_id: Pubkey,
     filters: Sequence[Filter],
     *,

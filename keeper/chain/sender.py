@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from solders.keypair import Keypair
     from solders.pubkey import Pubkey
 
-    from keeper.chain.rpc import RpcClient
+    from keeper.chain.endpoints import Rpc
     from keeper.chain.scan import Commitment
     from keeper.chain.simulation import Survivors
     from keeper.chain.transaction import AnyMessage
@@ -79,7 +79,7 @@ class NullSenderObserver:
 class Sender:
     def __init__(  # noqa: PLR0913 - each knob is a setting, named at the call site
         self,
-        rpc: RpcClient,
+        rpc: Rpc,
         *,
         fee_payer: Keypair,
         program_id: Pubkey,

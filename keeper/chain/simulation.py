@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from solders.instruction import Instruction
 
-    from keeper.chain.rpc import RpcClient
+    from keeper.chain.endpoints import Rpc
     from keeper.chain.scan import Commitment
 
 log = structlog.get_logger("keeper.chain.simulation")
@@ -42,7 +42,7 @@ class Survivors:
     error: str | None = None  # the transaction as a whole failed: nothing to drop
 
 
-async def simulate(rpc: RpcClient, wire: bytes, commitment: Commitment) -> Simulation:
+async def simulate(rpc: Rpc, wire: bytes, commitment: Commitment) -> Simulation:
     config = {
         "encoding": "base64",
         "sigVerify": False,
@@ -63,7 +63,7 @@ async def simulate(rpc: RpcClient, wire: bytes, commitment: Commitment) -> Simul
 
 
 async def simulate_until_clean(
-    rpc: RpcClient,
+    rpc: Rpc,
     batch: Sequence[Instruction],
     *,
     wire_for: Callable[[Sequence[Instruction]], bytes],

@@ -18,7 +18,7 @@ from keeper.errors import RpcError, RpcResponseError
 if TYPE_CHECKING:
     from solders.signature import Signature
 
-    from keeper.chain.rpc import RpcClient
+    from keeper.chain.endpoints import Rpc
     from keeper.chain.scan import Commitment
 
 log = structlog.get_logger("keeper.chain.status")
@@ -61,7 +61,7 @@ class _Answer(Generic[T]):
 class StatusBoard:
     """Batched status and block-height polling shared by concurrent confirmations."""
 
-    def __init__(self, rpc: RpcClient, *, poll_s: float, commitment: Commitment) -> None:
+    def __init__(self, rpc: Rpc, *, poll_s: float, commitment: Commitment) -> None:
         self._rpc = rpc
         self._poll_s = poll_s
         self._commitment = commitment

@@ -6,15 +6,17 @@ from keeper.chain.accounts import get_balance
 from keeper.errors import KeeperError
 from keeper.program.layouts import StakeAccount
 from keeper.service.context import (
+    NO_VERIFY_WARNING,
     Identity,
     check_program,
     check_rpc,
     load_identity,
     resolve_claim,
     rpc_client,
+    single_client,
 )
 from keeper.service.discovery import Scope, stake_of
-from keeper.service.metrics import new_metrics
+from keeper.service.metrics import Metrics, new_metrics
 from keeper.service.settings import Settings
 
 Row = tuple[str, bool, str]
@@ -27,7 +29,8 @@ async def run_checks(settings: Settings) -> list[Row]:
     except KeeperError as error:
         return [*rows, ("keypair", False, f"{error} — fix: {error.hint}")]
     rows.append(("keypair", True, f"public key {identity.keypair.pubkey()}"))
-    async with rpc_client(settings, new_metrics()) as rpc:
+    metrics = new_metrics()
+    async with rpc_client(settings, metrics) as rpc:
         for name, step in (
             ("rpc", check_rpc(rpc)),
             ("program", check_program(rpc, identity.program_id)),
@@ -39,6 +42,7 @@ async def run_checks(settings: Settings) -> list[Row]:
             rows.append(
                 (name, True, rpc.redacted_url if name == "rpc" else str(identity.program_id))
             )
+        rows.extend(await _endpoint_rows(settings, metrics))
         rows.append(_role(identity))
         balance = await get_balance(rpc, identity.keypair.pubkey())
         floor = settings.fees.balance_floor_lamports
@@ -49,6 +53,29 @@ async def run_checks(settings: Settings) -> list[Row]:
             rows.extend(
                 await _claim_rows(settings, identity, Scope(rpc, identity.program_id, 1000))
             )
+    return rows
+
+
+async def _endpoint_rows(settings: Settings, metrics: Metrics) -> list[Row]:
+    """Every further endpoint answers (the first read endpoint is the `rpc` row), and
+    whether admin actions are verified at all."""
+    rpc = settings.rpc
+    named = [
+        *((f"rpc.urls[{i}]", url) for i, url in enumerate(rpc.read_urls()[1:])),
+        *((f"rpc.send_urls[{i}]", url) for i, url in enumerate(rpc.send_urls)),
+        *((f"rpc.verify_urls[{i}]", url) for i, url in enumerate(rpc.verify_urls)),
+    ]
+    rows: list[Row] = []
+    for name, url in named:
+        async with single_client(url, settings, metrics) as client:
+            try:
+                await check_rpc(client)
+            except KeeperError as error:
+                rows.append((name, False, f"{error} — fix: {error.hint}"))
+            else:
+                rows.append((name, True, client.redacted_url))
+    if not rpc.verify_urls:
+        rows.append(("verify", True, f"warning: {NO_VERIFY_WARNING}"))
     return rows
 
 

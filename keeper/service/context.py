@@ -5,12 +5,14 @@ before any signing and name the problem and its fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from keeper.chain.accounts import get_account
+from keeper.chain.endpoints import FailoverRpc, Role
 from keeper.chain.keypair import load_keypair
 from keeper.chain.rpc import NotJsonRpc, RpcClient
 from keeper.errors import ConfigError, KeypairError, RpcError
@@ -18,6 +20,9 @@ from keeper.program.ids import TOKEN_PROGRAM
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings
 from keeper.tasks.identity import ClaimIdentity
+
+if TYPE_CHECKING:
+    from keeper.chain.endpoints import Rpc
 
 log = structlog.get_logger("keeper")
 
@@ -76,7 +81,7 @@ def _identity(settings: Settings, keypair: Keypair, node: Keypair | None) -> Ide
     )
 
 
-async def check_program(rpc: RpcClient, program_id: Pubkey) -> None:
+async def check_program(rpc: Rpc, program_id: Pubkey) -> None:
     """The configured program id must be an executable account on this cluster."""
     account = await get_account(rpc, program_id)
     if account is None or not account.executable:
@@ -87,7 +92,7 @@ async def check_program(rpc: RpcClient, program_id: Pubkey) -> None:
         )
 
 
-async def check_rpc(rpc: RpcClient) -> None:
+async def check_rpc(rpc: Rpc) -> None:
     try:
         await rpc.call("getVersion")
     except NotJsonRpc as error:
@@ -99,7 +104,7 @@ async def check_rpc(rpc: RpcClient) -> None:
         ) from error
 
 
-async def resolve_claim(rpc: RpcClient, identity: Identity, nft: str | None) -> Identity:
+async def resolve_claim(rpc: Rpc, identity: Identity, nft: str | None) -> Identity:
     """Derive the claim accounts: the NFT's mint is read from its token account."""
     if identity.node is None or nft is None:
         return identity
@@ -137,9 +142,23 @@ class RpcMetrics:
         self.metrics.rpc_latency.labels(method=method).observe(seconds)
 
 
-def rpc_client(settings: Settings, metrics: Metrics) -> RpcClient:
+@dataclass(slots=True)
+class EndpointMetrics:
+    """chain.endpoints' observer: each endpoint's health, by role and position."""
+
+    metrics: Metrics
+
+    def endpoint_health(self, role: Role, index: int, *, up: bool) -> None:
+        labels = {"role": str(role), "endpoint": str(index)}
+        self.metrics.rpc_endpoint_up.labels(**labels).set(int(up))
+        if not up:
+            self.metrics.rpc_endpoint_failures.labels(**labels).inc()
+
+
+def single_client(url: str, settings: Settings, metrics: Metrics) -> RpcClient:
+    """One endpoint's client, with the rpc group's retries, timeout and rate limit."""
     return RpcClient(
-        settings.rpc.url,
+        url,
         timeout_s=settings.rpc.timeout_seconds,
         call_deadline_s=settings.rpc.call_deadline_seconds,
         scan_deadline_s=settings.rpc.scan_deadline_seconds,
@@ -147,3 +166,25 @@ def rpc_client(settings: Settings, metrics: Metrics) -> RpcClient:
         requests_per_second=settings.rpc.requests_per_second,
         observer=RpcMetrics(metrics),
     )
+
+
+def rpc_client(settings: Settings, metrics: Metrics) -> FailoverRpc:
+    """The read endpoints (rpc.url, then rpc.urls) with failover; sends fan out to
+    rpc.send_urls too."""
+    return FailoverRpc(
+        [single_client(url, settings, metrics) for url in settings.rpc.read_urls()],
+        sends=[single_client(url, settings, metrics) for url in settings.rpc.send_urls],
+        observer=EndpointMetrics(metrics),
+        cooldown_s=settings.rpc.failover_cooldown_seconds,
+    )
+
+
+def verify_clients(settings: Settings, metrics: Metrics) -> list[RpcClient]:
+    """One client per rpc.verify_urls entry: each must agree on its own, so no failover."""
+    return [single_client(url, settings, metrics) for url in settings.rpc.verify_urls]
+
+
+NO_VERIFY_WARNING = (
+    "no rpc.verify_urls: cleanAdmin and quitAdmin trust the read endpoint alone "
+    "(a lying RPC could close live accounts); set rpc.verify_urls to independent endpoints"
+)

@@ -14,7 +14,7 @@ import numpy as np
 from solders.pubkey import Pubkey
 
 from keeper.chain.accounts import RawAccount, get_account, get_multiple_accounts
-from keeper.chain.rpc import RpcClient
+from keeper.chain.endpoints import Rpc
 from keeper.chain.scan import AccountChunk, count_program_accounts, stream_program_accounts
 from keeper.errors import DecodeError
 from keeper.program import filters
@@ -56,7 +56,7 @@ _CENSUS_STATE = JobOffset.STATE - JobOffset.MARKET
 class Scope:
     """What every scan needs: the client, the program and the chunk size."""
 
-    rpc: RpcClient
+    rpc: Rpc
     program_id: Pubkey
     chunk_size: int
 

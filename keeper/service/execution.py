@@ -33,6 +33,7 @@ from keeper.service.context import Identity
 from keeper.service.discovery import Scope, job_views, market_views, run_views, stake_of
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings
+from keeper.service.trust import Trust
 from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs
 from keeper.tasks.batching import Batch, Signing, pack
 from keeper.tasks.builders import instruction_for
@@ -134,6 +135,7 @@ class Executor:
     sender: Sender
     budget: budget.FeeBudget
     monotonic: Callable[[], float] = time.monotonic
+    trust: Trust | None = None
     _busy: set[Pubkey] = field(default_factory=set)
 
     async def execute(
@@ -244,6 +246,10 @@ class Executor:
     async def _recheck(self, actions: Sequence[Action], report: PassReport) -> list[Action]:
         now = (await chain_time(self.scope.rpc)).unix_timestamp
         verdicts = await self._verdicts(actions, now)
+        if self.trust is not None:  # the clock veto and the verify endpoints, last of all
+            live = [a for a, v in zip(actions, verdicts, strict=True) if v is None]
+            screened = iter(await self.trust.screen(live, now))
+            verdicts = [v if v is not None else next(screened) for v in verdicts]
         keep = []
         for action, verdict in zip(actions, verdicts, strict=True):
             if verdict is None:

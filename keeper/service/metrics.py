@@ -172,6 +172,32 @@ class Metrics:
             "Wall time minus chain time at the last read (s).",
             registry=r,
         )
+        self.chain_clock_lead = Gauge(
+            f"{p}_chain_clock_lead_seconds",
+            "Chain time minus this machine's clock at the last read (s): positive when the "
+            "chain runs ahead.",
+            registry=r,
+        )
+        self.time_based_paused = Gauge(
+            f"{p}_time_based_actions_paused",
+            "1 while time-based actions (quitAdmin run_timed_out, clean job_expired) are "
+            "withheld, by cause (clock_ahead).",
+            ["cause"],
+            registry=r,
+        )
+        self.rpc_endpoint_up = Gauge(
+            f"{p}_rpc_endpoint_up",
+            "1 while an RPC endpoint answers, 0 once it failed after its retries, by role "
+            "(read, send, verify) and position in its list.",
+            ["role", "endpoint"],
+            registry=r,
+        )
+        self.rpc_endpoint_failures = Counter(
+            f"{p}_rpc_endpoint_failures_total",
+            "Requests an RPC endpoint failed after its retries, by role and position.",
+            ["role", "endpoint"],
+            registry=r,
+        )
         self.balance_lamports = Gauge(
             f"{p}_balance_lamports",
             "The keeper's fee-payer balance.",

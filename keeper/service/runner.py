@@ -21,23 +21,28 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from keeper import __version__
 from keeper.chain.accounts import get_balance
 from keeper.chain.clock import chain_time
+from keeper.chain.endpoints import FailoverRpc
 from keeper.chain.rpc import RpcClient
 from keeper.chain.sender import Sender
 from keeper.errors import KeeperError
 from keeper.service import discovery
 from keeper.service.context import (
+    NO_VERIFY_WARNING,
+    EndpointMetrics,
     Identity,
     check_program,
     check_rpc,
     load_identity,
     resolve_claim,
     rpc_client,
+    verify_clients,
 )
 from keeper.service.execution import DEADLINE_REASON, Executor, PassReport, dry_run_lines
 from keeper.service.health import Readiness, build_app, start_http
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings, TaskSettings
-from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs
+from keeper.service.trust import ClockGuard, Trust, Verifier
+from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs, trust
 from keeper.tasks.plan import Plan, Task
 
 log = structlog.get_logger("keeper")
@@ -60,7 +65,9 @@ class Keeper:
     metrics: Metrics
     dry_run: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
-    rpc: RpcClient | None = None
+    rpc: FailoverRpc | None = None
+    verify: list[RpcClient] = field(default_factory=list)
+    trust: Trust | None = None
     identity: Identity | None = None
     executor: Executor | None = None
     last_success: dict[Task, float] = field(default_factory=dict)
@@ -76,17 +83,24 @@ class Keeper:
         await check_rpc(self.rpc)
         await check_program(self.rpc, identity.program_id)
         self.identity = await resolve_claim(self.rpc, identity, self.settings.claim.nft)
+        self.verify = verify_clients(self.settings, self.metrics)
+        self.trust = self._trust()
         role = "market admin" if self.identity.is_admin else "not the market admin"
         log.info(
             "keeper started",
             version=__version__,
             rpc=self.rpc.redacted_url,
+            read_endpoints=len(self.rpc.reads),
+            send_endpoints=len(self.rpc.sends),
+            verify_endpoints=len(self.verify),
             program=str(self.identity.program_id),
             keeper=str(self.identity.keypair.pubkey()),
             role=role,
             admin_tasks="on" if self.identity.is_admin else "off (quitAdmin, cleanAdmin need it)",
             dry_run=self.dry_run,
         )
+        if not self.verify:
+            log.warning(NO_VERIFY_WARNING)
         sender = Sender(
             self.rpc,
             fee_payer=self.identity.keypair,
@@ -101,13 +115,31 @@ class Keeper:
             self._scope(),
             sender,
             budget.FeeBudget(limit=self.settings.fees.hourly_budget_lamports),
+            trust=self.trust,
         )
+
+    def _trust(self) -> Trust:
+        assert self.identity is not None
+        guard = ClockGuard(self.settings.chain.max_clock_lead_seconds, self.metrics)
+        if not self.verify:
+            return Trust(guard)
+        verifier = Verifier(
+            self.verify,
+            self.identity.program_id,
+            is_admin=self.identity.is_admin,
+            grace_seconds=self.settings.quit.grace_seconds,
+            tolerance_s=self.settings.rpc.verify_time_tolerance_seconds,
+            observer=EndpointMetrics(self.metrics),
+        )
+        return Trust(guard, verifier)
 
     async def close(self) -> None:
         if self.executor is not None:
             await self.executor.sender.shutdown(self.settings.send.shutdown_deadline_seconds)
         if self.rpc is not None:
             await self.rpc.aclose()
+        for client in self.verify:
+            await client.aclose()
 
     def _scope(self) -> discovery.Scope:
         assert self.rpc is not None
@@ -225,7 +257,9 @@ class Keeper:
         over = f"{task} pass over its {self.settings.schedule.pass_deadline_seconds} s deadline"
         try:
             async with asyncio.timeout_at(deadline), scanning:
-                plan, findings = await self._plan(task, await self._chain_now())
+                now = await self._chain_now()
+                plan, findings = await self._plan(task, now)
+                plan = await self._screen(plan, now)
                 self._record_plan(task, plan, findings, report)
                 if self.dry_run:
                     for line in dry_run_lines(plan):
@@ -245,6 +279,11 @@ class Keeper:
                 f"{over}, while sending: {report.skipped[DEADLINE_REASON]} action(s) left "
                 "unsent, transactions in flight counted abandoned"
             )
+
+    async def _screen(self, plan: Plan, now: int) -> Plan:
+        """The plan without what the clock veto or the verify endpoints withhold (counted)."""
+        assert self.trust is not None
+        return trust.withhold(plan, await self.trust.screen(plan.actions, now))
 
     async def _refresh_balance(self) -> None:
         assert self.rpc is not None
@@ -295,9 +334,13 @@ class Keeper:
             floor = self.settings.fees.balance_floor_lamports
             return None if balance >= floor else f"balance {balance} below floor {floor}"
 
+        async def chain_clock_ok() -> str | None:
+            return None if self.trust is None else self.trust.clock.problem()
+
         checks: dict[str, Callable[[], Awaitable[str | None]]] = {
             "rpc": rpc_ok,
             "balance": balance_ok,
+            "chain_clock": chain_clock_ok,
         }
         for task in self.enabled_tasks():
             checks[f"task_{task}"] = self._task_check(task)

@@ -71,6 +71,53 @@ class RpcSettings(Group):
     scan_chunk_size: int = Field(
         10_000, ge=100, description="Accounts decoded per chunk while streaming a scan."
     )
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Further read endpoints after rpc.url, in failover order: a request goes "
+        "to the first healthy one; one that fails (after its retries) sits out "
+        "rpc.failover_cooldown_seconds. Environment: a JSON list.",
+    )
+    send_urls: list[str] = Field(
+        default_factory=list,
+        description="Endpoints that also get every signed transaction (the same bytes as the "
+        "read endpoint: nodes de-duplicate by signature). Empty: send through the read "
+        "endpoint only.",
+    )
+    verify_urls: list[str] = Field(
+        default_factory=list,
+        description="Independent endpoints that must agree before any cleanAdmin (the market "
+        "is gone there too) and any quitAdmin (the run qualifies there too; for "
+        "run_timed_out their chain time agrees). Empty: the read endpoint is trusted alone "
+        "(a warning at start-up and in `check`).",
+    )
+    verify_time_tolerance_seconds: int = Field(
+        60,
+        ge=0,
+        description="Largest difference (s) between the read endpoint's chain time and a "
+        "verify endpoint's for a time-based quitAdmin: nodes a few slots apart differ by "
+        "seconds; well under quit.grace_seconds.",
+    )
+    failover_cooldown_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a failed read endpoint is passed over before it is tried "
+        "first again (it stays the last resort meanwhile).",
+    )
+
+    def read_urls(self) -> list[str]:
+        """rpc.url, then rpc.urls, each once."""
+        return list(dict.fromkeys([self.url, *self.urls]))
+
+
+class ChainSettings(Group):
+    max_clock_lead_seconds: int = Field(
+        120,
+        ge=0,
+        description="Time-based actions (quitAdmin run_timed_out, clean job_expired) pause "
+        "while chain time leads this machine's clock by more than this (s): a healthy "
+        "cluster's clock never runs ahead of real time, a lying RPC's may. Decisions still "
+        "use chain time; the local clock only vetoes. Two minutes absorbs NTP drift.",
+    )
 
 
 class MetricsSettings(Group):
@@ -223,6 +270,7 @@ class Settings(BaseSettings):
         str(MAINNET.nos_mint), description="NOS mint: seeds the node stake PDA for claims."
     )
     rpc: RpcSettings = RpcSettings()
+    chain: ChainSettings = ChainSettings()
     metrics: MetricsSettings = MetricsSettings()
     quit: QuitSettings = QuitSettings()
     claim: ClaimSettings = ClaimSettings()

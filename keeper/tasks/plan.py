@@ -52,6 +52,9 @@ class Reason(StrEnum):
     ALREADY_CLOSED = "already_closed"  # another keeper got there first (3012)
     STATE_CHANGED = "state_changed"  # the re-read before sending no longer qualifies
     MARKET_MISMATCH = "market_mismatch"  # job.market != the action's market: a bug, refused
+    CLOCK_AHEAD = "clock_ahead"  # time-based, and chain time leads the local clock: withheld
+    VERIFY_DISAGREES = "verify_disagrees"  # a verify endpoint judges it otherwise: withheld
+    VERIFY_UNAVAILABLE = "verify_unavailable"  # a verify endpoint did not answer: withheld
 
 
 ACTION_REASONS = frozenset(
