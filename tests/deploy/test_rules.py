@@ -113,6 +113,8 @@ def test_every_alert_is_documented() -> None:
         "prometheusRule.backlogGrowing.minAccounts=1000",
         "prometheusRule.rpcErrors.threshold=0.5",
         "prometheusRule.keeperDown.for=15m",
+        "prometheusRule.chainClockAhead.for=15m",
+        "prometheusRule.rpcEndpointDown.for=30m",
     ],
 )
 def test_unit_tests_notice_a_changed_threshold(

@@ -106,6 +106,26 @@ groups:
           {{- with $r.runbookUrl }}
           runbook_url: {{ printf "%s#nosanakeepersendingpaused" . }}
           {{- end }}
+      - alert: NosanaKeeperChainClockAhead
+        expr: max by ({{ $by }}) (nosana_keeper_time_based_actions_paused{cause="clock_ahead"}) == 1
+        for: {{ $r.chainClockAhead.for }}
+        {{- include "nosana-keeper.alertLabels" (list . $r.chainClockAhead.severity) | nindent 8 }}
+        annotations:
+          summary: the RPC's chain time runs ahead of real time
+          description: {{ `The keeper on {{ $labels.instance }} sees chain time ahead of its own clock by more than config.chain.max_clock_lead_seconds: quitAdmin for timed-out runs and clean of expired jobs are paused.` | quote }}
+          {{- with $r.runbookUrl }}
+          runbook_url: {{ printf "%s#nosanakeeperchainclockahead" . }}
+          {{- end }}
+      - alert: NosanaKeeperRpcEndpointDown
+        expr: min by ({{ $by }}, role, endpoint) (nosana_keeper_rpc_endpoint_up) == 0
+        for: {{ $r.rpcEndpointDown.for }}
+        {{- include "nosana-keeper.alertLabels" (list . $r.rpcEndpointDown.severity) | nindent 8 }}
+        annotations:
+          summary: a configured RPC endpoint keeps failing
+          description: {{ `RPC endpoint {{ $labels.role }} {{ $labels.endpoint }} of the keeper on {{ $labels.instance }} keeps failing (a verify endpoint down withholds every admin action).` | quote }}
+          {{- with $r.runbookUrl }}
+          runbook_url: {{ printf "%s#nosanakeeperrpcendpointdown" . }}
+          {{- end }}
       - alert: NosanaKeeperRpcErrors
         expr: |-
           sum by ({{ $by }}) (rate(nosana_keeper_rpc_requests_total{outcome!="ok"}[{{ $r.rpcErrors.window }}]))
