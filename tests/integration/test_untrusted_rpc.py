@@ -22,7 +22,7 @@ from keeper.localnet.chain import LocalChain
 from keeper.localnet.standalone import write_keypairs
 from keeper.program.layouts import decode_job
 from keeper.service.cli import main
-from tests.hostile_rpc import HostileRpc, Rule, clock_ahead, hide_accounts
+from tests.hostile_rpc import CLOCK_SYSVAR, HostileRpc, Rule, clock_ahead, hide_accounts
 from tests.integration.conftest import LOCAL_PROFILE, KeeperCli, keeper_env
 
 DAY = 86_400
@@ -105,6 +105,33 @@ def test_a_clock_30_days_ahead_quits_no_live_run_and_cleans_no_job(
     assert paused
     assert paused[0]["cause"] == "clock_ahead"
     assert paused[0]["lead_s"] > 29 * DAY
+
+
+def _reads_clock(request: dict[str, object]) -> bool:
+    params = request.get("params")
+    return isinstance(params, list) and bool(params) and params[0] == CLOCK_SYSVAR
+
+
+def test_a_clock_that_jumps_ahead_after_planning_is_caught_before_sending(
+    wall_clock_cli: KeeperCli,
+) -> None:
+    """The veto holds on the re-read just before sending, not only when planning."""
+    chain = wall_clock_cli.chain
+    timed_out = keys_expecting(chain, "quitAdmin:run_timed_out")
+    assert timed_out
+    env = {**GUARD_ON, "KEEPER_CLEAN_ENABLED": "false", "KEEPER_CLAIM_ENABLED": "false"}
+    with HostileRpc.run_in_thread(chain.url) as proxy:
+        proxy.set_rules(
+            Rule(method="getAccountInfo", when=_reads_clock, times=1),  # the plan's: honest
+            Rule(rewrite=clock_ahead(30 * DAY)),  # every later read: 30 days ahead
+        )
+        result = invoke(wall_clock_cli, "run", "--once", rpc_url=proxy.url, env=env)
+    assert result.exit_code == 0, result.output
+    assert all(exists(chain, label) for label in timed_out)
+    tasks = summary(result)["tasks"]
+    assert isinstance(tasks, dict)
+    assert tasks["expired_runs"]["planned"] >= len(timed_out)  # planned on the honest clock
+    assert skipped(result, "expired_runs")["clock_ahead"] == len(timed_out)
 
 
 def test_the_same_world_without_the_lie_is_resolved(wall_clock_cli: KeeperCli) -> None:
