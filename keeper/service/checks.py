@@ -57,11 +57,13 @@ async def run_checks(settings: Settings) -> list[Row]:
 
 
 async def _endpoint_rows(settings: Settings, metrics: Metrics) -> list[Row]:
-    """Every further endpoint answers (the first read endpoint is the `rpc` row), and
-    whether admin actions are verified at all."""
+    """With several endpoints, each answers on its own (the `rpc` row passes when any read
+    endpoint does), and whether admin actions are verified at all."""
     rpc = settings.rpc
+    reads = rpc.read_urls()
     named = [
-        *((f"rpc.urls[{i}]", url) for i, url in enumerate(rpc.read_urls()[1:])),
+        *((("rpc.url", reads[0]),) if len(reads) > 1 else ()),
+        *((f"rpc.urls[{i}]", url) for i, url in enumerate(reads[1:])),
         *((f"rpc.send_urls[{i}]", url) for i, url in enumerate(rpc.send_urls)),
         *((f"rpc.verify_urls[{i}]", url) for i, url in enumerate(rpc.verify_urls)),
     ]

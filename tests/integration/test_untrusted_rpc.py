@@ -303,7 +303,13 @@ def test_reads_fail_over_when_the_first_endpoint_fails(cli: KeeperCli) -> None:
         first.set_rules(Rule(status=503))
         env = {"KEEPER_RPC_URLS": json.dumps([chain.url]), **FAST_FAILOVER}
         result = invoke(cli, "run", "--once", rpc_url=first.url, env=env)
+        check = invoke(cli, "check", rpc_url=first.url, env=env)
     assert result.exit_code == 0, result.output
+    rows = {line.split()[1]: line.split()[0] for line in check.stdout.splitlines()}
+    assert rows["rpc"] == "ok"  # the keeper can read: through the second endpoint
+    assert rows["rpc.url"] == "FAIL"
+    assert rows["rpc.urls[0]"] == "ok"
+    assert check.exit_code == 2
     assert summary(result)["errors"] == 0
     closed = {
         outcome.split(":")[0]
