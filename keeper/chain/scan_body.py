@@ -16,8 +16,10 @@ Two parsers, one contract (``feed`` bytes, ``finish``, chunks out):
 from __future__ import annotations
 
 import binascii
+import itertools
 import json
 import re
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -28,6 +30,7 @@ import numpy.typing as npt
 from solders.pubkey import Pubkey
 
 from keeper.chain.rpc import json_rpc_error
+from keeper.chain.seen import SeenKeys
 from keeper.errors import RpcResponseError
 from keeper.program.layouts import PUBKEY_LEN
 
@@ -47,16 +50,25 @@ _RESULT_START: Final = re.compile(rb"\s*\{(?:" + _MEMBER + rb",)*\s*\"result\"\s
 _RESULT_END: Final = re.compile(rb"\s*\](?:\s*," + _MEMBER + rb")*\s*\}\s*")
 _PUBKEY: Final = re.compile(rb'"pubkey"\s*:\s*"([^"]*)"')
 _DATA: Final = re.compile(rb'"data"\s*:\s*\[\s*"([^"]*)"\s*,\s*"base64"\s*\]')
+_SPACE: Final = re.compile(rb'"space"\s*:\s*(\d+)')
 
 
 @dataclass(frozen=True, slots=True)
 class AccountChunk:
-    """Up to ``chunk_size`` accounts: ``keys`` is n*32 bytes, ``data`` n*``record_size``."""
+    """Up to ``chunk_size`` accounts: ``keys`` is n*32 bytes, ``data`` n*``record_size``.
+
+    ``spaces``: each account's allocated size (n little-endian u32: the answer's
+    ``space``, which tells a legacy layout apart when ``dataSlice`` hides the length), or
+    None when the node did not say. ``duplicates``: entries dropped because the answer had
+    already given their key.
+    """
 
     keys: bytes
     data: bytes
     record_size: int
     odd: tuple[tuple[Pubkey, bytes], ...] = ()
+    spaces: bytes | None = None
+    duplicates: int = 0
 
     def __len__(self) -> int:
         """Accounts of ``record_size`` bytes (``odd`` ones are not counted here)."""
@@ -70,6 +82,12 @@ class AccountChunk:
         """The keys as an (n, 32) uint8 view (no copy)."""
         return np.frombuffer(self.keys, dtype=np.uint8).reshape(-1, PUBKEY_LEN)
 
+    def space_array(self) -> npt.NDArray[np.uint32] | None:
+        """``spaces`` as an array aligned with the keys, or None when unknown."""
+        if self.spaces is None:
+            return None
+        return np.frombuffer(self.spaces, dtype="<u4").astype(np.uint32)
+
 
 class BodyParser(Protocol):
     @property
@@ -80,8 +98,14 @@ class BodyParser(Protocol):
     def finish(self) -> list[AccountChunk]: ...
 
 
+Entry = tuple[bytes, bytes, int | None]  # key, data, space (None: not given)
+
+
 class ChunkBuilder:
-    """Packs (key, data) pairs into chunks; holds at most one chunk's worth."""
+    """Packs (key, data, space) entries into chunks; holds at most one chunk's worth.
+
+    Keys the body already gave are dropped at each chunk and counted (``SeenKeys``).
+    """
 
     def __init__(self, where: str, record_size: int, chunk_size: int) -> None:
         self._where = where
@@ -89,26 +113,33 @@ class ChunkBuilder:
         self._chunk_size = chunk_size
         self._keys = bytearray()
         self._data = bytearray()
+        self._spaces = array("I")
+        self._spaces_known = True
         self._odd: list[tuple[Pubkey, bytes]] = []
         self._count = 0
+        self._seen = SeenKeys()
         self.accounts = 0
 
-    def add(self, key: bytes, blob: bytes) -> AccountChunk | None:
+    def add(self, key: bytes, blob: bytes, space: int | None = None) -> AccountChunk | None:
         if len(key) != PUBKEY_LEN:
             raise RpcResponseError(f"{self._where}: an account key of {len(key)} bytes")
         if len(blob) == self._record_size:
             self._keys += key
             self._data += blob
+            if space is None:
+                self._spaces_known = False
+            else:
+                self._spaces.append(space)
         else:
             self._odd.append((Pubkey.from_bytes(key), blob))
         self._count += 1
         self.accounts += 1
         return self.flush() if self._count >= self._chunk_size else None
 
-    def add_all(self, pairs: Iterable[tuple[bytes, bytes]]) -> list[AccountChunk]:
+    def add_all(self, entries: Iterable[Entry]) -> list[AccountChunk]:
         chunks = []
-        for key, blob in pairs:
-            chunk = self.add(key, blob)
+        for key, blob, space in entries:
+            chunk = self.add(key, blob, space)
             if chunk is not None:
                 chunks.append(chunk)
         return chunks
@@ -121,27 +152,58 @@ class ChunkBuilder:
     def flush(self) -> AccountChunk | None:
         if not self._count:
             return None
+        before = self._seen.duplicates
+        keys = np.frombuffer(bytes(self._keys), dtype=np.uint8).reshape(-1, PUBKEY_LEN)
+        fresh = self._seen.fresh(keys)
+        spaces = self._spaces.tobytes() if self._spaces_known else None
+        if fresh.all():
+            chunk_keys, data = bytes(self._keys), bytes(self._data)
+        else:
+            chunk_keys = keys[fresh].tobytes()
+            rows = np.frombuffer(bytes(self._data), dtype=np.uint8)
+            rows = rows.reshape(len(keys), self._record_size)
+            data = rows[fresh].tobytes()
+            if spaces is not None:
+                spaces = np.frombuffer(spaces, dtype="<u4")[fresh].tobytes()
+        odd = self._fresh_odd()
         chunk = AccountChunk(
-            bytes(self._keys), bytes(self._data), self._record_size, tuple(self._odd)
+            chunk_keys,
+            data,
+            self._record_size,
+            odd,
+            spaces,
+            duplicates=self._seen.duplicates - before,
         )
         self._keys.clear()
         self._data.clear()
+        self._spaces = array("I")
+        self._spaces_known = True
         self._odd.clear()
         self._count = 0
         return chunk
 
+    def _fresh_odd(self) -> tuple[tuple[Pubkey, bytes], ...]:
+        if not self._odd:
+            return ()
+        keys = np.frombuffer(b"".join(bytes(key) for key, _ in self._odd), dtype=np.uint8)
+        fresh = self._seen.fresh(keys.reshape(-1, PUBKEY_LEN))
+        return tuple(entry for entry, new in zip(self._odd, fresh.tolist(), strict=True) if new)
 
-def _decode_entry(where: str, entry: Any) -> tuple[bytes, bytes]:  # noqa: ANN401 - JSON
-    """(key, account data) of one ``{"pubkey", "account": {"data": [b64, enc]}}``."""
+
+def _decode_entry(where: str, entry: Any) -> Entry:  # noqa: ANN401 - JSON
+    """(key, account data, space) of one ``{"pubkey", "account": {"data": [b64, enc]}}``."""
     try:
         key = based58.b58decode(entry["pubkey"].encode())
         encoded, encoding = entry["account"]["data"]
         blob = binascii.a2b_base64(encoded)
+        space = entry["account"].get("space")
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise RpcResponseError(f"{where}: malformed account entry ({error})") from error
     if encoding != "base64":
         raise RpcResponseError(f"{where}: data in {encoding!r}, asked for base64")
-    return key, blob
+    if space is not None and (not isinstance(space, int) or isinstance(space, bool)):
+        raise RpcResponseError(f"{where}: an account space of {space!r}")
+    return key, blob, space
 
 
 def _check_empty_body(where: str, head: bytes, size: int) -> None:
@@ -262,19 +324,24 @@ class CompactParser:
         """``whole``: one or more complete items joined by ``,`` (no outer brackets)."""
         keys = _PUBKEY.findall(whole)
         blobs = _DATA.findall(whole)
+        spaces = _SPACE.findall(whole)
         # Each item is two objects (itself and its account): braces that balance at two per
-        # key and blob mean whole items; anything else gets the exact, slower reading.
+        # key and blob mean whole items; anything else gets the exact, slower reading, and
+        # so does a run where only some items give their ``space``.
         braces = whole.count(b"{")
-        if not (braces == whole.count(b"}") == 2 * len(keys) == 2 * len(blobs)):
+        if not (braces == whole.count(b"}") == 2 * len(keys) == 2 * len(blobs)) or (
+            spaces and len(spaces) != len(keys)
+        ):
             return self._items_by_stdlib(whole)
+        sizes: Iterable[int | None] = map(int, spaces) if spaces else itertools.repeat(None)
         try:
-            pairs = [
-                (based58.b58decode(key), binascii.a2b_base64(blob))
-                for key, blob in zip(keys, blobs, strict=True)
+            entries = [
+                (based58.b58decode(key), binascii.a2b_base64(blob), size)
+                for key, blob, size in zip(keys, blobs, sizes, strict=False)
             ]
         except ValueError as error:
             raise RpcResponseError(f"{self._where}: malformed account entry ({error})") from error
-        return self._builder.add_all(pairs)
+        return self._builder.add_all(entries)
 
     def _items_by_stdlib(self, whole: bytes) -> list[AccountChunk]:
         try:

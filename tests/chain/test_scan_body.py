@@ -104,6 +104,7 @@ accounts_strategy = st.lists(
         st.one_of(st.binary(min_size=RECORD, max_size=RECORD), st.binary(max_size=20)),
     ),
     max_size=40,
+    unique_by=lambda account: account[0],  # duplicates: test_a_key_given_twice_is_dropped
 )
 shapes = st.builds(Shape, st.booleans(), st.booleans(), st.booleans(), st.booleans())
 
@@ -121,9 +122,33 @@ def test_the_compact_parser_gives_what_the_library_gives(
     pieces = cut(render(accounts, shape), points)
     compact, library = parsers(chunk_size)
     fast, reference = run(compact, pieces), run(library, pieces)
-    assert [(c.keys, c.data, c.odd) for c in fast] == [(c.keys, c.data, c.odd) for c in reference]
+    assert [(c.keys, c.data, c.odd, c.spaces) for c in fast] == [
+        (c.keys, c.data, c.odd, c.spaces) for c in reference
+    ]
     assert compact.accounts == library.accounts == len(accounts)
     assert sorted(flat(fast)) == sorted(accounts)
+    spaces = [int(n) for c in fast if (column := c.space_array()) is not None for n in column]
+    assert spaces == [RECORD] * sum(len(c) for c in fast)  # item() gives the data's length
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    accounts=st.lists(
+        st.tuples(st.integers(0, 5), st.binary(min_size=RECORD, max_size=RECORD)), max_size=30
+    ),
+    chunk_size=st.integers(min_value=1, max_value=10),
+    compact=st.booleans(),
+)
+def test_a_key_given_twice_is_dropped_and_counted(
+    accounts: list[tuple[int, bytes]], chunk_size: int, compact: bool
+) -> None:
+    keyed = [(bytes([n]) * 32, data) for n, data in accounts]
+    chunks = run(body_parser("test", RECORD, chunk_size, compact=compact), [render(keyed, Shape())])
+    first: dict[bytes, bytes] = {}
+    for key, data in keyed:
+        first.setdefault(key, data)
+    assert flat(chunks) == list(first.items())
+    assert sum(chunk.duplicates for chunk in chunks) == len(keyed) - len(first)
 
 
 @settings(max_examples=200, deadline=None)
@@ -155,7 +180,7 @@ def test_a_compact_body_takes_the_fast_path() -> None:
 
 
 def test_a_pretty_printed_body_goes_to_the_library_without_growing() -> None:
-    accounts = [(bytes([i % 250 + 1]) * 32, bytes(RECORD)) for i in range(30_000)]
+    accounts = [((i + 1).to_bytes(4, "big") * 8, bytes(RECORD)) for i in range(30_000)]
     body = render(accounts, Shape(spaced=True))
     parser = CompactParser("test", ChunkBuilder("test", RECORD, 1000))
     pieces = cut(body, list(range(0, len(body), 64 * 1024)))
