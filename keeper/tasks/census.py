@@ -87,3 +87,26 @@ def census(
             else:
                 plan.orphan(key)
     return plan.build()
+
+
+def queued_census(
+    queued: Iterable[tuple[Pubkey, Pubkey]],
+    *,
+    jobs_with_runs: Collection[Pubkey],
+    markets: Mapping[Pubkey, MarketView],
+) -> Plan:
+    """``census`` for the rows of a full read: ``(job, its market)`` of each current-layout
+    Queued job. ``markets`` must hold each of their markets (``ABSENT`` when gone)."""
+    plan = PlanBuilder(Task.CENSUS)
+    queues: dict[Pubkey, frozenset[Pubkey]] = {}
+    for key, market in queued:
+        if key in jobs_with_runs:
+            plan.skip(Reason.JOB_RUNNING)
+            continue
+        if market not in queues:
+            queues[market] = queued_jobs(require(markets, market, "market"))
+        if key in queues[market]:
+            plan.skip(Reason.QUEUED)
+        else:
+            plan.orphan(key)
+    return plan.build()

@@ -73,27 +73,40 @@ def decide(
     params: ExpiredRunsParams,
     *,
     lamports: Mapping[Pubkey, int] | None = None,
+    limit: int | None = None,
 ) -> Plan:
-    """Plan ``quitAdmin`` for the runs that qualify.
+    """Plan ``quitAdmin`` for the runs that qualify, at most ``limit`` (the earliest due).
 
     ``jobs`` must hold a view for every run's job (``ABSENT`` when it does not exist: a job
     that was simply not fetched must never look missing). ``lamports`` are the runs'
     balances when known (the refund); otherwise the run rent at default rates.
     """
-    plan = PlanBuilder(Task.EXPIRED_RUNS)
+    plan = PlanBuilder(Task.EXPIRED_RUNS, limit=limit)
     for key, run in runs:
-        reason = verdict(run, require(jobs, run.job, "job"), now, params.grace_seconds)
+        job = require(jobs, run.job, "job")
+        reason = verdict(run, job, now, params.grace_seconds)
         if reason not in ACTION_REASONS:
             plan.skip(reason)
         elif not params.is_admin:
             plan.skip(Reason.NOT_ADMIN)
         else:
             refund = RUN_RENT_LAMPORTS if lamports is None else lamports.get(key, RUN_RENT_LAMPORTS)
-            plan.act(quit_action(key, run, reason, refund))
+            due = due_at(run, job, reason, params.grace_seconds)
+            plan.act(quit_action(key, run, reason, refund, due))
     return plan.build()
 
 
-def quit_action(key: Pubkey, run: RunAccount, reason: Reason, refund: int) -> Action:
+def due_at(run: RunAccount, job: JobView, reason: Reason, grace_seconds: int) -> int:
+    """From when a quit is due: the timeout's end for a timed-out run; otherwise (job gone
+    or Done) the run's start, the latest it can have become due without a later read."""
+    if reason is Reason.RUN_TIMED_OUT and isinstance(job, JobAccount) and job.timeout is not None:
+        return run.time + job.timeout + grace_seconds
+    return run.time
+
+
+def quit_action(
+    key: Pubkey, run: RunAccount, reason: Reason, refund: int, due: int = 0
+) -> Action:
     return Action(
         kind=MaintenanceInstruction.QUIT_ADMIN,
         account=key,
@@ -101,6 +114,7 @@ def quit_action(key: Pubkey, run: RunAccount, reason: Reason, refund: int) -> Ac
         payer=run.payer,
         job=run.job,
         lamports=refund,
+        due_at=due,
     )
 
 

@@ -86,6 +86,13 @@ def market_verdict(
     return Reason.NOT_EXPIRED
 
 
+def due_at(time_end: int, market: MarketView) -> int:
+    """From when a Done job is due: its market's expiry after ``time_end``, or its end when
+    the market is gone (when it went is unknown), held within int64 like the batch path."""
+    expiration = market.job_expiration if isinstance(market, MarketAccount) else 0
+    return max(_INT64_MIN, min(_INT64_MAX, time_end + expiration))
+
+
 def verdict(job: JobView, market: MarketView, now: int, params: FinishedJobsParams) -> Reason:
     """For a fully decoded job: act (JOB_EXPIRED/MARKET_GONE) or why not."""
     left_alone = classify_job(job)
@@ -96,8 +103,14 @@ def verdict(job: JobView, market: MarketView, now: int, params: FinishedJobsPara
     return market_verdict(job.time_end, market, now, params)
 
 
-def close_action(
-    job_key: Pubkey, *, payer: Pubkey, market: Pubkey, reason: Reason, lamports: int
+def close_action(  # noqa: PLR0913 - the action's own fields
+    job_key: Pubkey,
+    *,
+    payer: Pubkey,
+    market: Pubkey,
+    reason: Reason,
+    lamports: int,
+    due_at: int = 0,
 ) -> Action:
     return Action(
         kind=_KIND_FOR[reason],
@@ -107,6 +120,7 @@ def close_action(
         market=market,  # the job's own market: clean's account, cleanAdmin's gone market
         job=job_key,
         lamports=lamports,
+        due_at=due_at,
     )
 
 
@@ -129,7 +143,12 @@ def decide_jobs(
             refund = JOB_RENT_LAMPORTS if lamports is None else lamports.get(key, JOB_RENT_LAMPORTS)
             plan.act(
                 close_action(
-                    key, payer=job.payer, market=job.market, reason=reason, lamports=refund
+                    key,
+                    payer=job.payer,
+                    market=job.market,
+                    reason=reason,
+                    lamports=refund,
+                    due_at=due_at(job.time_end, markets[job.market]),
                 )
             )
         elif reason is not None:
@@ -146,19 +165,46 @@ def decide_market(  # noqa: PLR0913 - one market's batch: records, keys, market,
     now: int,
     params: FinishedJobsParams,
     lamports: npt.NDArray[np.integer] | None = None,
+    limit: int | None = None,
 ) -> Plan:
-    """Judge one market's Done jobs from a batch, keeping only what is due.
+    """``judge_market`` into a plan of its own (at most ``limit`` actions)."""
+    plan = PlanBuilder(Task.FINISHED_JOBS, limit=limit)
+    judge_market(
+        plan,
+        records,
+        keys,
+        market_key=market_key,
+        market=market,
+        now=now,
+        params=params,
+        lamports=lamports,
+    )
+    return plan.build()
+
+
+def judge_market(  # noqa: PLR0913 - one market's batch: records, keys, market, time, policy
+    plan: PlanBuilder,
+    records: StructArray,
+    keys: npt.NDArray[np.uint8] | Sequence[bytes],
+    *,
+    market_key: Pubkey,
+    market: MarketView,
+    now: int,
+    params: FinishedJobsParams,
+    lamports: npt.NDArray[np.integer] | None = None,
+) -> None:
+    """Judge one market's Done jobs from a batch, into ``plan``.
 
     ``records``: ``batch.decode_jobs(buffer, DONE_JOB_SLICE)`` (fields payer, state,
-    time_end) of a scan filtered on this market and the 240-byte layout
-    (``filters.jobs_in_state_of_market``); ``keys``: the job addresses in the same order,
-    an ``(n, 32)`` uint8 array or a sequence of 32-byte strings; ``lamports``: the
-    accounts' balances when known. Memory beyond the inputs is a few booleans per record and
-    one Action per due job.
+    time_end; a wider slice may add ``market``, and rows of another market are refused) of
+    the jobs of ``market_key`` of the 240-byte layout; ``keys``: the job addresses in the
+    same order, an ``(n, 32)`` uint8 array or a sequence of 32-byte strings; ``lamports``:
+    the accounts' balances when known. No object is built per job: due jobs the plan can
+    no longer hold (it keeps the earliest due) are only counted, and only those it may
+    keep become Actions.
     """
     count = len(records)
     _check_batch(records, keys, lamports, count)
-    plan = PlanBuilder(Task.FINISHED_JOBS)
     states = records["state"]
     done = states == JobState.DONE
     _count_not_done(plan, states, done)
@@ -169,15 +215,30 @@ def decide_market(  # noqa: PLR0913 - one market's batch: records, keys, market,
         due = done & expired_mask(records["time_end"], market.job_expiration, now)
         plan.skip(Reason.NOT_EXPIRED, int(np.count_nonzero(done)) - int(np.count_nonzero(due)))
         reason = Reason.JOB_EXPIRED
+        expiration = market.job_expiration
     else:
         due = done
         reason = market_verdict(0, market, now, params)  # time_end is irrelevant here
         if reason not in ACTION_REASONS:
             plan.skip(reason, int(np.count_nonzero(done)))
-            return plan.build()
+            return
+        expiration = 0  # gone: due since it ended, at the latest (when it went is unknown)
+    rows = np.flatnonzero(due)
+    due_at = saturating_add(records["time_end"][rows], expiration)
+    refunds = (
+        np.full(len(rows), JOB_RENT_LAMPORTS, dtype=np.int64)
+        if lamports is None
+        else np.asarray(lamports[rows], dtype=np.int64)
+    )
+    admitted = plan.admits(due_at)
+    plan.wait(reason, int(np.count_nonzero(~admitted)), int(refunds[~admitted].sum()))
     payers = records["payer"]
-    for index in np.flatnonzero(due).tolist():
-        refund = JOB_RENT_LAMPORTS if lamports is None else int(lamports[index])
+    for index, at, refund in zip(
+        rows[admitted].tolist(),
+        due_at[admitted].tolist(),
+        refunds[admitted].tolist(),
+        strict=True,
+    ):
         plan.act(
             close_action(
                 Pubkey.from_bytes(_key_bytes(keys, index)),
@@ -185,9 +246,18 @@ def decide_market(  # noqa: PLR0913 - one market's batch: records, keys, market,
                 market=market_key,
                 reason=reason,
                 lamports=refund,
+                due_at=at,
             )
         )
-    return plan.build()
+
+
+def saturating_add(column: npt.NDArray[np.int64], value: int) -> npt.NDArray[np.int64]:
+    """``column + value`` in int64, held at the int64 bounds instead of wrapping."""
+    column = np.asarray(column, dtype=np.int64)
+    value = max(_INT64_MIN, min(_INT64_MAX, value))
+    if value >= 0:
+        return np.minimum(column, np.int64(_INT64_MAX - value)) + np.int64(value)
+    return np.maximum(column, np.int64(_INT64_MIN - value)) + np.int64(value)
 
 
 def _check_batch(

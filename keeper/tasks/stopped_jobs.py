@@ -20,7 +20,7 @@ from keeper.tasks.plan import Action, Plan, PlanBuilder, Reason, Task
 from keeper.tasks.views import ABSENT, require
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping, Sequence
+    from collections.abc import Collection, Iterable, Mapping, Sequence
 
     from solders.pubkey import Pubkey
 
@@ -44,6 +44,11 @@ def job_verdict(job: JobView, *, has_run: bool, params: StoppedJobsParams) -> Re
         return left_alone
     if not isinstance(job, JobAccount) or job.state != JobState.STOPPED:
         return Reason.STATE_CHANGED  # Done (or no longer Stopped): not this task's work
+    return _stopped_verdict(has_run=has_run, params=params)
+
+
+def _stopped_verdict(*, has_run: bool, params: StoppedJobsParams) -> Reason | None:
+    """For a current-layout Stopped job: why it cannot be claimed, before market and stake."""
     if has_run:
         return Reason.JOB_RUNNING
     if not params.claim_enabled or params.identity is None:
@@ -88,15 +93,45 @@ def decide(
     return plan.build()
 
 
+def decide_stopped(  # noqa: PLR0913 - the sweep's rows and what judges them
+    jobs: Iterable[tuple[Pubkey, Pubkey, int]],
+    *,
+    jobs_with_runs: Collection[Pubkey],
+    markets: Mapping[Pubkey, MarketView],
+    params: StoppedJobsParams,
+    stake: StakeView = ABSENT,
+    limit: int | None = None,
+) -> Plan:
+    """``decide`` for the rows of a full read: ``(job, its market, time_end)`` of each
+    current-layout Stopped job (the read's slice, not a decoded account; legacy ones are
+    counted by the read). At most ``limit`` claims, the longest stopped first."""
+    plan = PlanBuilder(Task.STOPPED_JOBS, limit=limit)
+    for key, market_key, time_end in jobs:
+        reason = _stopped_verdict(has_run=key in jobs_with_runs, params=params)
+        if reason is None and params.identity is not None:
+            market = require(markets, market_key, "market")
+            reason = claim_verdict(market, stake, params.identity)
+        if reason is Reason.JOB_STOPPED:
+            plan.act(claim_action_in(key, market_key, params.payer, due_at=time_end))
+        elif reason is not None:
+            plan.skip(reason)
+    return plan.build()
+
+
 def claim_action(key: Pubkey, job: JobAccount, payer: Pubkey) -> Action:
+    return claim_action_in(key, job.market, payer, due_at=job.time_end)
+
+
+def claim_action_in(key: Pubkey, market: Pubkey, payer: Pubkey, *, due_at: int = 0) -> Action:
     return Action(
         kind=MaintenanceInstruction.CLAIM,
         account=key,
         reason=Reason.JOB_STOPPED,
         payer=payer,
-        market=job.market,  # always the job's own market
+        market=market,  # always the job's own market
         job=key,
         lamports=-RUN_RENT_LAMPORTS,
+        due_at=due_at,
     )
 
 

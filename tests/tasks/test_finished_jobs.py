@@ -78,7 +78,9 @@ def test_batch_only_due_jobs_become_cleans_with_the_markets_key() -> None:
         _records(jobs), _keys(3), market_key=MARKET, market=market(), now=EDGE + 1, params=ANYONE
     )
     assert plan.task is Task.FINISHED_JOBS
-    assert [a.account for a in plan.actions] == [key("job 0"), key("job 2")]
+    # Due first: job 2 ended earlier, so it expired earlier.
+    assert [a.account for a in plan.actions] == [key("job 2"), key("job 0")]
+    assert [a.due_at for a in plan.actions] == [86_400, 1_000 + 86_400]
     assert all(a.kind is MaintenanceInstruction.CLEAN for a in plan.actions)
     assert all(a.market == MARKET and a.reason is Reason.JOB_EXPIRED for a in plan.actions)
     assert plan.actions[0].payer == PAYER
