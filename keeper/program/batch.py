@@ -68,6 +68,10 @@ RUN_FIELDS: Final[tuple[tuple[str, int, str], ...]] = (
 # The slices the keeper's scans ask for: only the bytes a decision reads cross the wire.
 # Finished jobs: payer .. time_end (market is known from the per-market filter).
 DONE_JOB_SLICE: Final = DataSlice(JobOffset.PAYER, JobOffset.TIME_END + 8 - JobOffset.PAYER)
+# A full read of every job, for every task at once: market .. time_end (145 bytes) holds
+# what finished jobs (payer, state, time_end), stopped jobs (market, state) and the census
+# (market, state) read. The layout (legacy or not) comes from the answer's ``space``.
+JOB_READ_SLICE: Final = DataSlice(JobOffset.MARKET, JobOffset.TIME_END + 8 - JobOffset.MARKET)
 FULL_JOB: Final = DataSlice(0, JOB_ALLOCATED_SIZE)
 FULL_RUN: Final = DataSlice(0, RUN_ALLOCATED_SIZE)
 

@@ -1,41 +1,50 @@
-"""Discovery: each task's scan (chain I/O) feeding its pure decision (tasks).
+"""Discovery: one read of each account kind per pass (chain I/O), feeding every task's
+pure decision from the same snapshot.
 
-Scans stream with memcmp filters and ``dataSlice`` so only the bytes a decision reads
-cross the wire, decode chunks with the program layer's batch decoders and keep only what
-a decision selects: memory follows the accounts that need action, not those scanned.
+An RPC node walks every account of the program for each getProgramAccounts, whatever
+its filter, so a full pass makes at most three: the MarketAccounts, the RunAccounts and
+the JobAccounts (one ``dataSlice`` covering what every task reads), whatever the number
+of markets or tasks; a pass reads only the kinds its tasks need. Jobs stream through a
+``JobSweep`` chunk by chunk, so memory follows the plans (bounded by
+``max_actions_per_pass``), not the number of jobs. Cross-reference reads (the jobs of
+runs, gone markets, the node's stake) are getMultipleAccounts/getAccountInfo.
+
+Answers are not trusted blindly: a key given twice is dropped and counted (the chain
+layer), records of the wrong length are undecodable and counted, and a read in which most
+records are malformed (an RPC that ignores ``dataSlice`` or cuts data short) fails the
+pass with the reason instead of passing with nothing found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 from solders.pubkey import Pubkey
 
 from keeper.chain.accounts import RawAccount, get_account, get_multiple_accounts
 from keeper.chain.endpoints import Rpc
-from keeper.chain.scan import AccountChunk, count_program_accounts, stream_program_accounts
+from keeper.chain.scan import AccountChunk, stream_program_accounts
 from keeper.errors import DecodeError
 from keeper.program import filters
-from keeper.program.batch import DONE_JOB_SLICE, DataSlice, decode_jobs
+from keeper.program.batch import JOB_READ_SLICE, decode_jobs
 from keeper.program.ids import STAKING_PROGRAM
 from keeper.program.layouts import (
-    JOB_ALLOCATED_SIZE,
     LEGACY_JOB_ALLOCATED_SIZE,
     MARKET_ALLOCATED_SIZE,
     RUN_ALLOCATED_SIZE,
-    JobAccount,
-    JobOffset,
     RunAccount,
-    RunOffset,
     decode_run,
 )
-from keeper.program.state import JobState
-from keeper.tasks import census, expired_runs, finished_jobs, stopped_jobs
-from keeper.tasks.plan import Plan, PlanBuilder, Reason, Task, combine
+from keeper.tasks import expired_runs, finished_jobs, stopped_jobs
+from keeper.tasks.plan import Plan, PlanBuilder, Reason, Task
+from keeper.tasks.sweep import JobSweep, SweepParams
 from keeper.tasks.views import (
     ABSENT,
+    Foreign,
     JobView,
     MarketView,
     RunView,
@@ -46,10 +55,8 @@ from keeper.tasks.views import (
     stake_view,
 )
 
-# Census slice: market .. state of every current-layout job (dead markets, odd states).
-CENSUS_SLICE = DataSlice(JobOffset.MARKET, JobOffset.STATE + 1 - JobOffset.MARKET)
-_CENSUS_MARKET = slice(0, 32)
-_CENSUS_STATE = JobOffset.STATE - JobOffset.MARKET
+# A read in which more than this share of records is malformed fails the pass.
+MALFORMED_SHARE_LIMIT: Final = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,29 @@ class Findings:
     seen: dict[str, int] = field(default_factory=dict)
     legacy_jobs: int | None = None
     orphan_jobs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PassRequest:
+    """The tasks of one pass: a task's params when it runs, else None; ``limits``: each
+    task's ``max_actions_per_pass``."""
+
+    now: int
+    expired_runs: expired_runs.ExpiredRunsParams | None = None
+    stopped_jobs: stopped_jobs.StoppedJobsParams | None = None
+    finished_jobs: finished_jobs.FinishedJobsParams | None = None
+    limits: dict[Task, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FullRead:
+    """What one pass read and decided. ``duplicates``/``undecodable``: by account kind;
+    ``scans``: getProgramAccounts requests made."""
+
+    plans: dict[Task, tuple[Plan, Findings]] = field(default_factory=dict)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    undecodable: Counter[str] = field(default_factory=Counter)
+    scans: int = 0
 
 
 def _owned(raw: RawAccount | None, owner: Pubkey) -> bool:
@@ -118,79 +148,22 @@ def _records(chunk: AccountChunk) -> Iterable[tuple[Pubkey, bytes]]:
     yield from chunk.odd
 
 
-async def all_runs(scope: Scope, plan: PlanBuilder) -> list[tuple[Pubkey, RunAccount]]:
-    runs: list[tuple[Pubkey, RunAccount]] = []
-    async for chunk in stream_program_accounts(
-        scope.rpc,
-        scope.program_id,
-        filters.all_runs(),
-        None,
-        record_size=RUN_ALLOCATED_SIZE,
-        chunk_size=scope.chunk_size,
-    ):
-        for key, data in _records(chunk):
-            try:
-                runs.append((key, decode_run(data)))
-            except DecodeError:
-                plan.skip(Reason.UNDECODABLE)
-    return runs
+def _check_malformed(kind: str, malformed: int, total: int, expected: str) -> None:
+    """Fail a read in which most records are malformed: finding nothing would be a lie."""
+    if total and malformed > MALFORMED_SHARE_LIMIT * total:
+        raise DecodeError(
+            f"getProgramAccounts of {kind} accounts: {malformed} of {total} records are not "
+            f"{expected}: the RPC ignores dataSlice or cuts account data short",
+            hint="point rpc.url at a node that honours dataSlice (any current Agave or "
+            "provider node does); nothing was decided from this answer",
+        )
 
 
-async def jobs_with_runs(scope: Scope) -> set[Pubkey]:
-    """Every job some RunAccount points at (only the run's ``job`` field crosses the wire)."""
-    found: set[Pubkey] = set()
-    part = DataSlice(RunOffset.JOB, 32)
-    async for chunk in stream_program_accounts(
-        scope.rpc,
-        scope.program_id,
-        filters.all_runs(),
-        filters.data_slice(part),
-        record_size=part.length,
-        chunk_size=scope.chunk_size,
-    ):
-        found.update(Pubkey.from_bytes(data) for _key, data in _records(chunk) if len(data) == 32)
-    return found
-
-
-async def plan_expired_runs(
-    scope: Scope, now: int, params: expired_runs.ExpiredRunsParams
-) -> tuple[Plan, Findings]:
-    extra = PlanBuilder(Task.EXPIRED_RUNS)
-    runs = await all_runs(scope, extra)
-    jobs = await job_views(scope, (run.job for _key, run in runs))
-    plan = expired_runs.decide(runs, jobs, now, params).merge(extra.build())
-    return plan, Findings(seen={"run": len(runs)})
-
-
-async def plan_stopped_jobs(
-    scope: Scope, params: stopped_jobs.StoppedJobsParams
-) -> tuple[Plan, Findings]:
-    extra = PlanBuilder(Task.STOPPED_JOBS)
-    jobs: list[tuple[Pubkey, JobView]] = []
-    async for chunk in stream_program_accounts(
-        scope.rpc,
-        scope.program_id,
-        filters.jobs_in_state(JobState.STOPPED),
-        None,
-        record_size=JOB_ALLOCATED_SIZE,
-        chunk_size=scope.chunk_size,
-    ):
-        jobs.extend((key, job_view(data)) for key, data in _records(chunk))
-    with_runs = await jobs_with_runs(scope)
-    markets = await market_views(
-        scope, (view.market for _key, view in jobs if isinstance(view, JobAccount))
-    )
-    stake: StakeView = ABSENT
-    if params.identity is not None:
-        stake = await stake_of(scope, params.identity.stake)
-    plan = stopped_jobs.decide(
-        jobs, jobs_with_runs=with_runs, markets=markets, params=params, stake=stake
-    )
-    return plan.merge(extra.build()), Findings(seen={"stopped_job": len(jobs)})
-
-
-async def all_markets(scope: Scope) -> dict[Pubkey, MarketView]:
+async def read_markets(scope: Scope, read: FullRead) -> dict[Pubkey, MarketView]:
+    """Every MarketAccount (full data: queues for the census). Legacy 3,376-byte markets
+    arrive as odd records and decode; anything else is ``Foreign`` and counted."""
     markets: dict[Pubkey, MarketView] = {}
+    read.scans += 1
     async for chunk in stream_program_accounts(
         scope.rpc,
         scope.program_id,
@@ -199,167 +172,166 @@ async def all_markets(scope: Scope) -> dict[Pubkey, MarketView]:
         record_size=MARKET_ALLOCATED_SIZE,
         chunk_size=scope.chunk_size,
     ):
-        for key, data in _records(chunk):  # legacy 3,376-byte markets arrive as odd records
+        read.duplicates["market"] += chunk.duplicates
+        for key, data in _records(chunk):
             markets[key] = market_view(data)
+    bad = sum(1 for view in markets.values() if isinstance(view, Foreign))
+    read.undecodable["market"] += bad
+    _check_malformed("Market", bad, len(markets), "whole MarketAccounts")
     return markets
 
 
-async def _done_jobs_of_market(
-    scope: Scope,
-    market_key: Pubkey,
-    market: MarketView,
-    now: int,
-    params: finished_jobs.FinishedJobsParams,
-) -> tuple[Plan, int]:
-    parts: list[Plan] = []
-    odd = PlanBuilder(Task.FINISHED_JOBS)
-    seen = 0
-    async for chunk in stream_program_accounts(
-        scope.rpc,
-        scope.program_id,
-        filters.jobs_in_state_of_market(JobState.DONE, market_key),
-        filters.data_slice(DONE_JOB_SLICE),
-        record_size=DONE_JOB_SLICE.length,
-        chunk_size=scope.chunk_size,
-    ):
-        seen += len(chunk) + len(chunk.odd)
-        records = decode_jobs(chunk.data, DONE_JOB_SLICE)
-        parts.append(
-            finished_jobs.decide_market(
-                records,
-                chunk.key_array(),
-                market_key=market_key,
-                market=market,
-                now=now,
-                params=params,
-            )
-        )
-        odd.skip(Reason.UNDECODABLE, len(chunk.odd))
-    parts.append(odd.build())
-    return combine(Task.FINISHED_JOBS, parts), seen
-
-
 @dataclass(slots=True)
-class Census:
-    """One scan of every current-layout job's market..state bytes."""
+class Runs:
+    runs: list[tuple[Pubkey, RunAccount]] = field(default_factory=list)
+    undecodable: int = 0
 
-    done_markets: set[Pubkey] = field(default_factory=set)
-    queued: list[Pubkey] = field(default_factory=list)
-    unknown_states: int = 0
-    jobs: int = 0
+    def jobs(self) -> set[Pubkey]:
+        """Every job some RunAccount points at."""
+        return {run.job for _key, run in self.runs}
 
 
-async def job_census(scope: Scope) -> Census:
-    result = Census()
-    known = {JobState.QUEUED, JobState.DONE, JobState.STOPPED}
+async def read_runs(scope: Scope, read: FullRead) -> Runs:
+    """Every RunAccount, whole (120 bytes)."""
+    found = Runs()
+    read.scans += 1
     async for chunk in stream_program_accounts(
         scope.rpc,
         scope.program_id,
-        [filters.is_job(), filters.data_size(JOB_ALLOCATED_SIZE)],
-        filters.data_slice(CENSUS_SLICE),
-        record_size=CENSUS_SLICE.length,
+        filters.all_runs(),
+        None,
+        record_size=RUN_ALLOCATED_SIZE,
         chunk_size=scope.chunk_size,
     ):
-        result.jobs += len(chunk)
-        if not len(chunk):
-            continue
-        rows = np.frombuffer(chunk.data, dtype=np.uint8).reshape(-1, CENSUS_SLICE.length)
-        states = rows[:, _CENSUS_STATE]
-        result.unknown_states += int(np.count_nonzero(~np.isin(states, list(known))))
-        # As one 32-byte value per row: np.unique over void rows is a memcmp sort, ~60x
-        # faster than np.unique(axis=0).
-        markets = np.ascontiguousarray(rows[states == JobState.DONE, _CENSUS_MARKET])
-        done_markets = np.unique(markets.view(f"V{markets.shape[1]}").ravel())
-        result.done_markets.update(Pubkey.from_bytes(value.tobytes()) for value in done_markets)
-        keys = chunk.key_array()
-        result.queued.extend(
-            Pubkey.from_bytes(keys[i].tobytes()) for i in np.flatnonzero(states == JobState.QUEUED)
-        )
-    return result
+        read.duplicates["run"] += chunk.duplicates
+        for key, data in _records(chunk):
+            try:
+                found.runs.append((key, decode_run(data)))
+            except DecodeError:
+                found.undecodable += 1
+    read.undecodable["run"] += found.undecodable
+    total = len(found.runs) + found.undecodable
+    _check_malformed("Run", found.undecodable, total, f"{RUN_ALLOCATED_SIZE} bytes")
+    return found
 
 
-@dataclass(frozen=True, slots=True)
-class MarketMemory:
-    """Markets worth a per-market scan next pass, so passes between censuses skip the sweep.
-
-    ``markets``: the live markets and the gone ones that still held Done jobs. Only which
-    queries run depends on it: every decision reads this pass's market accounts.
-    """
-
-    markets: frozenset[Pubkey]
-
-
-async def plan_finished_jobs(
-    scope: Scope,
-    now: int,
-    params: finished_jobs.FinishedJobsParams,
-    memory: MarketMemory | None = None,
-) -> tuple[Plan, Findings, MarketMemory]:
-    """Done jobs, one query per market. Without ``memory``, a census of every job first
-    finds the markets holding Done jobs (gone ones too), odd states, legacy and orphan
-    jobs; with it, the live markets and the remembered ones are scanned and the census
-    gauges keep their last values.
-    """
-    markets = await all_markets(scope)
-    extra = PlanBuilder(Task.FINISHED_JOBS)
-    findings = Findings(seen={"market": len(markets)})
-    if memory is None:
-        found = await job_census(scope)
-        to_scan = set(found.done_markets)
-        extra.skip(Reason.UNKNOWN_STATE, found.unknown_states)
-        findings.seen["job"] = found.jobs
-    else:
-        to_scan = set(markets) | memory.markets
-    gone = [key for key in to_scan if key not in markets]
-    markets.update(await market_views(scope, gone))
-    parts: list[Plan] = []
-    seen = 0
-    still_holding: set[Pubkey] = set()
-    for key in sorted(to_scan, key=bytes):  # one query per market: bounded answers
-        market_plan, count = await _done_jobs_of_market(scope, key, markets[key], now, params)
-        parts.append(market_plan)
-        seen += count
-        if count:
-            still_holding.add(key)
-    findings.seen["done_job"] = seen
-    if memory is None:
-        await _census_extras(scope, found.queued, markets, extra, findings)
-    parts.append(extra.build())
-    existing = {key for key, view in markets.items() if view is not ABSENT}
-    return (
-        combine(Task.FINISHED_JOBS, parts),
-        findings,
-        MarketMemory(frozenset(existing | still_holding)),
-    )
-
-
-async def _census_extras(
-    scope: Scope,
-    queued: Sequence[Pubkey],
-    markets: dict[Pubkey, MarketView],
-    extra: PlanBuilder,
-    findings: Findings,
-) -> None:
-    """Legacy jobs (counted, keys only) and orphans: census passes only."""
-    legacy = await count_program_accounts(
+async def legacy_job_keys(scope: Scope, read: FullRead) -> set[bytes]:
+    """Keys of the 232-byte jobs (keys only cross the wire): for a node whose answers do
+    not give each account's ``space``."""
+    keys: set[bytes] = set()
+    read.scans += 1
+    async for chunk in stream_program_accounts(
         scope.rpc,
         scope.program_id,
         [filters.is_job(), filters.data_size(LEGACY_JOB_ALLOCATED_SIZE)],
+        filters.no_data(),
+        record_size=0,
+        chunk_size=scope.chunk_size,
+    ):
+        keys.update(bytes(key) for key, _data in _records(chunk))
+    return keys
+
+
+async def sweep_jobs(scope: Scope, sweep: JobSweep, read: FullRead) -> None:
+    """Every JobAccount once, ``JOB_READ_SLICE`` of each, into ``sweep``."""
+    legacy_keys: set[bytes] | None = None
+    malformed = 0
+    read.scans += 1
+    async for chunk in stream_program_accounts(
+        scope.rpc,
+        scope.program_id,
+        [filters.is_job()],
+        filters.data_slice(JOB_READ_SLICE),
+        record_size=JOB_READ_SLICE.length,
+        chunk_size=scope.chunk_size,
+    ):
+        read.duplicates["job"] += chunk.duplicates
+        malformed += len(chunk.odd)
+        sweep.undecodable(len(chunk.odd))
+        if not len(chunk):
+            continue
+        records = decode_jobs(chunk.data, JOB_READ_SLICE)
+        keys = chunk.key_array()
+        spaces = chunk.space_array()
+        if spaces is not None:
+            legacy = spaces == LEGACY_JOB_ALLOCATED_SIZE
+        else:
+            if legacy_keys is None:
+                legacy_keys = await legacy_job_keys(scope, read)
+            legacy = np.fromiter(
+                (row.tobytes() in legacy_keys for row in keys), dtype=np.bool_, count=len(keys)
+            )
+        missing = sweep.missing_markets(records)
+        if missing:
+            sweep.markets.update(await market_views(scope, missing))
+        sweep.feed(keys, records, legacy)
+    read.undecodable["job"] += malformed
+    _check_malformed("Job", malformed, sweep.jobs, f"{JOB_READ_SLICE.length} bytes")
+
+
+async def full_read(scope: Scope, request: PassRequest) -> FullRead:
+    """Read what the pass's tasks need, each account kind once, and decide every task."""
+    read = FullRead()
+    jobs_needed = request.stopped_jobs is not None or request.finished_jobs is not None
+    markets = await read_markets(scope, read) if jobs_needed else {}
+    runs = await read_runs(scope, read) if jobs_needed or request.expired_runs else Runs()
+    if request.expired_runs is not None:
+        read.plans[Task.EXPIRED_RUNS] = await _plan_expired_runs(scope, runs, request)
+    if not jobs_needed:
+        return read
+    sweep = JobSweep(
+        SweepParams(
+            now=request.now,
+            finished=request.finished_jobs,
+            stopped=request.stopped_jobs,
+            finished_limit=request.limits.get(Task.FINISHED_JOBS),
+            stopped_limit=request.limits.get(Task.STOPPED_JOBS),
+        ),
+        markets,
     )
-    extra.skip(Reason.LEGACY_LAYOUT, legacy)
-    orphans = await _orphans(scope, queued, markets)
-    extra.orphans.extend(orphans.orphans)
-    findings.legacy_jobs = legacy
-    findings.orphan_jobs = len(orphans.orphans)
+    live_markets = len(markets)
+    await sweep_jobs(scope, sweep, read)
+    with_runs = runs.jobs()
+    if request.finished_jobs is not None:
+        missing = sweep.queued_markets_missing()
+        if missing:
+            markets.update(await market_views(scope, missing))
+        plan = sweep.finished_plan(jobs_with_runs=with_runs)
+        findings = Findings(
+            seen={"market": live_markets, "job": sweep.jobs, "done_job": sweep.done},
+            legacy_jobs=sweep.legacy,
+            orphan_jobs=len(plan.orphans),
+        )
+        read.plans[Task.FINISHED_JOBS] = (plan, findings)
+    if request.stopped_jobs is not None:
+        read.plans[Task.STOPPED_JOBS] = await _plan_stopped_jobs(
+            scope, sweep, with_runs, request.stopped_jobs
+        )
+    return read
 
 
-async def _orphans(
-    scope: Scope, queued: Sequence[Pubkey], markets: dict[Pubkey, MarketView]
-) -> Plan:
-    if not queued:
-        return Plan(Task.CENSUS)
-    jobs = await job_views(scope, queued)
-    with_runs = await jobs_with_runs(scope)
-    wanted = {v.market for v in jobs.values() if isinstance(v, JobAccount)} - markets.keys()
-    markets.update(await market_views(scope, wanted))
-    return census.census(jobs.items(), jobs_with_runs=with_runs, markets=markets)
+async def _plan_expired_runs(
+    scope: Scope, runs: Runs, request: PassRequest
+) -> tuple[Plan, Findings]:
+    params = request.expired_runs
+    assert params is not None
+    jobs = await job_views(scope, (run.job for _key, run in runs.runs))
+    plan = expired_runs.decide(
+        runs.runs, jobs, request.now, params, limit=request.limits.get(Task.EXPIRED_RUNS)
+    )
+    extra = PlanBuilder(Task.EXPIRED_RUNS)
+    extra.skip(Reason.UNDECODABLE, runs.undecodable)
+    return plan.merge(extra.build()), Findings(seen={"run": len(runs.runs)})
+
+
+async def _plan_stopped_jobs(
+    scope: Scope, sweep: JobSweep, with_runs: set[Pubkey], params: stopped_jobs.StoppedJobsParams
+) -> tuple[Plan, Findings]:
+    missing = sweep.stopped_markets_missing()
+    if missing:
+        sweep.markets.update(await market_views(scope, missing))
+    stake: StakeView = ABSENT
+    if params.identity is not None:
+        stake = await stake_of(scope, params.identity.stake)
+    plan = sweep.stopped_plan(jobs_with_runs=with_runs, stake=stake)
+    return plan, Findings(seen={"stopped_job": len(sweep.stopped)})

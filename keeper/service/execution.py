@@ -102,6 +102,8 @@ class PassReport:
     transactions: int = 0
     orphans: int = 0
     errors: list[str] = field(default_factory=list)
+    waiting: int = 0  # due actions beyond max_actions_per_pass: the next passes' work
+    waiting_lamports: int = 0
 
 
 def dry_run_lines(plan: Plan) -> list[str]:
@@ -122,6 +124,20 @@ def dry_run_lines(plan: Plan) -> list[str]:
             entry["job"] = str(action.job)
         lines.append(json.dumps(entry))
     return lines
+
+
+def waiting_line(plan: Plan) -> str:
+    """After a dry run's actions: what the plan leaves for later passes (its backlog)."""
+    return json.dumps(
+        {
+            "waiting": {
+                "task": str(plan.task),
+                "actions": sum(plan.waiting.values()),
+                "lamports": sum(plan.waiting_lamports.values()),
+                "by_reason": {str(reason): count for reason, count in plan.waiting.items()},
+            }
+        }
+    )
 
 
 @dataclass(slots=True)

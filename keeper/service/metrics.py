@@ -8,6 +8,8 @@ Built on a registry passed in, so each test gets a fresh one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 PREFIX = "nosana_keeper"
@@ -219,6 +221,39 @@ class Metrics:
             "Legacy 232-byte jobs nothing can close.",
             registry=r,
         )
+        self.backlog_actions = Gauge(
+            f"{p}_backlog_actions",
+            "Due actions the last pass left for later (beyond max_actions_per_pass), "
+            "by task and reason.",
+            ["task", "reason"],
+            registry=r,
+        )
+        self.backlog_lamports = Gauge(
+            f"{p}_backlog_lamports",
+            "Lamports held by the accounts of the backlog, by task and reason.",
+            ["task", "reason"],
+            registry=r,
+        )
+        self.scan_duplicates = Counter(
+            f"{p}_scan_duplicates_total",
+            "Duplicate entries dropped from getProgramAccounts answers, by account kind.",
+            ["kind"],
+            registry=r,
+        )
+        self._backlog_labels: set[tuple[str, str]] = set()
+
+    def record_backlog(
+        self, task: str, actions: Mapping[str, int], lamports: Mapping[str, int]
+    ) -> None:
+        """The backlog of ``task``'s last pass; its reasons absent this time go to zero."""
+        for known_task, reason in self._backlog_labels:
+            if known_task == task and reason not in actions:
+                self.backlog_actions.labels(task=task, reason=reason).set(0)
+                self.backlog_lamports.labels(task=task, reason=reason).set(0)
+        for reason, count in actions.items():
+            self.backlog_actions.labels(task=task, reason=str(reason)).set(count)
+            self.backlog_lamports.labels(task=task, reason=str(reason)).set(lamports.get(reason, 0))
+            self._backlog_labels.add((task, str(reason)))
 
 
 def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:

@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
@@ -37,7 +37,13 @@ from keeper.service.context import (
     rpc_client,
     verify_clients,
 )
-from keeper.service.execution import DEADLINE_REASON, Executor, PassReport, dry_run_lines
+from keeper.service.execution import (
+    DEADLINE_REASON,
+    Executor,
+    PassReport,
+    dry_run_lines,
+    waiting_line,
+)
 from keeper.service.health import Readiness, build_app, start_http
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings, TaskSettings
@@ -71,11 +77,16 @@ class Keeper:
     identity: Identity | None = None
     executor: Executor | None = None
     last_success: dict[Task, float] = field(default_factory=dict)
-    market_memory: discovery.MarketMemory | None = None
-    census_at: float | None = None  # monotonic time of the last census of every job
+    last_started: dict[Task, float] = field(default_factory=dict)  # monotonic, per task
 
     async def start(self) -> None:
         self.metrics.build_info.info({"version": __version__})
+        if "census_interval_seconds" in self.settings.clean.model_fields_set:
+            log.warning(
+                "clean.census_interval_seconds is deprecated and ignored",
+                why="every full pass takes the census from its one read of the jobs",
+                fix="remove it from the configuration",
+            )
         identity = load_identity(
             self.settings, dry_run=self.dry_run
         )  # keypair problems stop here, before any I/O
@@ -173,100 +184,133 @@ class Keeper:
         self.metrics.chain_time_lag.set(now.lag_behind(time.time()))
         return now.unix_timestamp
 
-    async def _plan(self, task: Task, now: int) -> tuple[Plan, discovery.Findings]:
+    def _request(self, tasks: Sequence[Task], now: int) -> discovery.PassRequest:
         assert self.identity is not None
-        scope = self._scope()
         admin = self.identity.is_admin
-        if task is Task.EXPIRED_RUNS:
-            params = expired_runs.ExpiredRunsParams(
-                is_admin=admin, grace_seconds=self.settings.quit.grace_seconds
-            )
-            return await discovery.plan_expired_runs(scope, now, params)
-        if task is Task.STOPPED_JOBS:
-            claim = stopped_jobs.StoppedJobsParams(
-                claim_enabled=self.settings.claim.enabled,
-                identity=self.identity.claim,
-                payer=self.identity.keypair.pubkey(),
-            )
-            return await discovery.plan_stopped_jobs(scope, claim)
-        finished = finished_jobs.FinishedJobsParams(is_admin=admin)
-        memory = None if self._census_due() else self.market_memory
-        plan, findings, self.market_memory = await discovery.plan_finished_jobs(
-            scope, now, finished, memory
+        quit_params = expired_runs.ExpiredRunsParams(
+            is_admin=admin, grace_seconds=self.settings.quit.grace_seconds
         )
-        if memory is None:
-            self.census_at = time.monotonic()
-        return plan, findings
-
-    def _census_due(self) -> bool:
-        if self.census_at is None or self.market_memory is None:
-            return True
-        age = time.monotonic() - self.census_at
-        return age >= self.settings.clean.census_interval_seconds
+        claim_params = stopped_jobs.StoppedJobsParams(
+            claim_enabled=self.settings.claim.enabled,
+            identity=self.identity.claim,
+            payer=self.identity.keypair.pubkey(),
+        )
+        return discovery.PassRequest(
+            now=now,
+            expired_runs=quit_params if Task.EXPIRED_RUNS in tasks else None,
+            stopped_jobs=claim_params if Task.STOPPED_JOBS in tasks else None,
+            finished_jobs=finished_jobs.FinishedJobsParams(is_admin=admin)
+            if Task.FINISHED_JOBS in tasks
+            else None,
+            limits={task: self.task_settings(task).max_actions_per_pass for task in tasks},
+        )
 
     async def run_task(self, task: Task, scanning: asyncio.Lock | None = None) -> PassReport:
-        """One pass of ``task``. Errors are logged and counted; they never escape.
+        """One pass of ``task`` alone (it reads only the account kinds it needs).
 
-        ``scanning``, when given, is held while the pass scans and decides (not while it
-        sends): passes started together then scan one after another, in order, and send
-        side by side."""
-        report = PassReport(task=str(task))
+        ``scanning``, when given, is held while the pass reads and decides (not while it
+        sends): passes started together then read one after another and send side by
+        side. Tasks that run together are better passed to ``run_tasks``: one read."""
+        async with scanning or contextlib.nullcontext():
+            return (await self.run_tasks([task]))[0]
+
+    async def run_tasks(self, tasks: Sequence[Task]) -> list[PassReport]:
+        """One pass of ``tasks`` together: one read of each account kind they need, every
+        decision from it, then each task's sends (concurrently), all by the pass deadline
+        (``schedule.pass_deadline_seconds``). Errors are logged and counted per task; they
+        never escape."""
+        reports = {task: PassReport(task=str(task)) for task in tasks}
         started = time.monotonic()
         limit_s = self.settings.schedule.pass_deadline_seconds
         deadline = asyncio.get_running_loop().time() + limit_s
+        names = "+".join(str(task) for task in tasks)
         try:
-            await self._pass(task, report, deadline, scanning or contextlib.nullcontext())
-        except PassOverDeadline as error:
-            self._count_error(task, report, error)
-            self.metrics.passes_over_deadline.labels(task=task).inc()
-            log.error(  # noqa: TRY400 - an expected failure: message and fix, no traceback
-                "pass over its deadline: abandoned",
-                task=str(task),
-                deadline_s=limit_s,
-                error=str(error),
-                fix=error.hint,
+            async with asyncio.timeout_at(deadline):
+                now = await self._chain_now()
+                read = await discovery.full_read(self._scope(), self._request(tasks, now))
+                for task, (plan, findings) in read.plans.items():
+                    read.plans[task] = (await self._screen(plan, now), findings)
+        except TimeoutError:
+            error = PassOverDeadline(
+                f"{names} pass over its {limit_s} s deadline, while scanning: nothing sent"
             )
-        except KeeperError as error:
-            self._count_error(task, report, error)
-            log.error("pass failed", task=str(task), error=str(error), fix=error.hint)  # noqa: TRY400 - an expected failure: message and fix, no traceback
-        except Exception as error:
-            self._count_error(task, report, error)
-            log.exception("pass crashed", task=str(task))
-        else:
-            self.metrics.scans.labels(task=task, outcome="ok").inc()
-            self.metrics.last_success.labels(task=task).set(time.time())
-            self.last_success[task] = time.monotonic()
-        finally:
-            self.metrics.scan_duration.labels(task=task).observe(time.monotonic() - started)
-        return report
+            for task in tasks:
+                self._failed(task, reports[task], error, started)
+            return list(reports.values())
+        except Exception as error:  # noqa: BLE001 - every task of the pass fails alike
+            for task in tasks:
+                self._failed(task, reports[task], error, started)
+            return list(reports.values())
+        self._record_read(read)
+        await asyncio.gather(
+            *(
+                self._carry_out(task, read.plans[task], reports[task], started, deadline)
+                for task in tasks
+            )
+        )
+        return list(reports.values())
 
     def _count_error(self, task: Task, report: PassReport, error: Exception) -> None:
         report.errors.append(f"{type(error).__name__}: {error}")
         self.metrics.scans.labels(task=task, outcome="error").inc()
         self.metrics.pass_errors.labels(task=task).inc()
 
-    async def _pass(
+    def _failed(self, task: Task, report: PassReport, error: Exception, started: float) -> None:
+        self._count_error(task, report, error)
+        self.metrics.scan_duration.labels(task=task).observe(time.monotonic() - started)
+        if isinstance(error, PassOverDeadline):
+            self.metrics.passes_over_deadline.labels(task=task).inc()
+            log.error(
+                "pass over its deadline: abandoned",
+                task=str(task),
+                deadline_s=self.settings.schedule.pass_deadline_seconds,
+                error=str(error),
+                fix=error.hint,
+            )
+        elif isinstance(error, KeeperError):
+            log.error("pass failed", task=str(task), error=str(error), fix=error.hint)
+        else:
+            log.error("pass crashed", task=str(task), exc_info=error)
+
+    def _record_read(self, read: discovery.FullRead) -> None:
+        for kind, count in read.duplicates.items():
+            if count:
+                self.metrics.scan_duplicates.labels(kind=kind).inc(count)
+                log.warning("duplicate accounts dropped", kind=kind, duplicates=count)
+        for kind, count in read.undecodable.items():
+            if count:
+                log.warning("undecodable accounts", kind=kind, accounts=count)
+
+    async def _carry_out(
         self,
         task: Task,
+        decided: tuple[Plan, discovery.Findings],
         report: PassReport,
+        started: float,
         deadline: float,
-        scanning: contextlib.AbstractAsyncContextManager[object],
     ) -> None:
-        """Scan, decide and send, all by ``deadline`` (loop time). Scanning is cancelled
-        at it (nothing is signed there); sending stops at it without losing a result."""
-        over = f"{task} pass over its {self.settings.schedule.pass_deadline_seconds} s deadline"
+        plan, findings = decided
         try:
-            async with asyncio.timeout_at(deadline), scanning:
-                now = await self._chain_now()
-                plan, findings = await self._plan(task, now)
-                plan = await self._screen(plan, now)
-                self._record_plan(task, plan, findings, report)
-                if self.dry_run:
-                    for line in dry_run_lines(plan):
-                        print(line, file=self.out, flush=True)
-                    return
-        except TimeoutError as error:
-            raise PassOverDeadline(f"{over}, while scanning: nothing sent") from error
+            self._record_plan(task, plan, findings, report)
+            if self.dry_run:
+                for line in dry_run_lines(plan):
+                    print(line, file=self.out, flush=True)
+                if plan.waiting:
+                    print(waiting_line(plan), file=self.out, flush=True)
+            else:
+                await self._send(task, plan, report, deadline)
+        except Exception as error:  # noqa: BLE001 - logged, counted, the next tick runs
+            self._failed(task, report, error, started)
+            return
+        self.metrics.scans.labels(task=task, outcome="ok").inc()
+        self.metrics.last_success.labels(task=task).set(time.time())
+        self.last_success[task] = time.monotonic()
+        self.metrics.scan_duration.labels(task=task).observe(time.monotonic() - started)
+
+    async def _send(self, task: Task, plan: Plan, report: PassReport, deadline: float) -> None:
+        """Send ``plan`` by ``deadline`` (loop time): sending stops at it without losing a
+        result."""
+        over = f"{task} pass over its {self.settings.schedule.pass_deadline_seconds} s deadline"
         assert self.executor is not None
         try:
             async with asyncio.timeout_at(deadline):
@@ -297,7 +341,14 @@ class Keeper:
         m = self.metrics
         for kind, count in findings.seen.items():
             m.accounts_found.labels(task=task, kind=kind).set(count)
-        m.accounts_waiting.labels(task=task).set(len(plan.actions))
+        m.accounts_waiting.labels(task=task).set(plan.due)
+        m.record_backlog(
+            str(task),
+            {str(reason): count for reason, count in plan.waiting.items()},
+            {str(reason): lamports for reason, lamports in plan.waiting_lamports.items()},
+        )
+        report.waiting = sum(plan.waiting.values())
+        report.waiting_lamports = sum(plan.waiting_lamports.values())
         for action in plan.actions:
             m.actions_planned.labels(action=action.kind, reason=action.reason).inc()
         for reason, count in plan.skips.items():
@@ -315,9 +366,38 @@ class Keeper:
             "pass planned",
             task=str(task),
             actions=len(plan.actions),
+            waiting=dict(plan.waiting),
             skipped=dict(plan.skips),
             seen=findings.seen,
         )
+
+    # -- the schedule ------------------------------------------------------------------
+
+    def tick_seconds(self) -> float:
+        """The scheduler's tick: the shortest interval of the enabled tasks."""
+        return min(
+            (self.task_settings(task).interval_seconds for task in self.enabled_tasks()),
+            default=60.0,
+        )
+
+    def due_tasks(self, now: float) -> list[Task]:
+        """Tasks whose interval has passed since they last started (monotonic ``now``),
+        give or take the jitter: the tasks due on one tick share its read."""
+        slack = self.settings.schedule.jitter_seconds + 1.0
+        return [
+            task
+            for task in self.enabled_tasks()
+            if task not in self.last_started
+            or now - self.last_started[task] >= self.task_settings(task).interval_seconds - slack
+        ]
+
+    async def tick(self) -> None:
+        now = time.monotonic()
+        tasks = self.due_tasks(now)
+        for task in tasks:
+            self.last_started[task] = now
+        if tasks:
+            await self.run_tasks(tasks)
 
     # -- readiness ---------------------------------------------------------------------
 
@@ -400,21 +480,19 @@ class Summary:
 
 
 async def run_once(keeper: Keeper) -> Summary:
-    """Every enabled task once (waiting for confirmations). The tasks scan one after another
-    (in order, as a dry run prints them) and send concurrently: one task's slow or dropped
-    sends never hold back another's."""
+    """Every enabled task once (waiting for confirmations): one shared read, then the tasks
+    send concurrently: one task's slow or dropped sends never hold back another's."""
     try:
         await keeper.start()
-        scanning = asyncio.Lock()
-        passes = (keeper.run_task(task, scanning) for task in keeper.enabled_tasks())
-        reports = await asyncio.gather(*passes)
+        reports = await keeper.run_tasks(keeper.enabled_tasks())
     finally:
         await keeper.close()
     return Summary.of(list(reports))
 
 
 async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
-    """The service: a scheduler job per enabled task, metrics and health, until signalled."""
+    """The service: one scheduler tick (the tasks due on it share a read), metrics and
+    health, until signalled."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -428,19 +506,18 @@ async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
     http, port = await start_http(app, keeper.settings.metrics.host, keeper.settings.metrics.port)
     log.info("metrics listening", url=f"http://{keeper.settings.metrics.host}:{port}/metrics")
     scheduler = AsyncIOScheduler()
-    for task in keeper.enabled_tasks():
-        scheduler.add_job(
-            keeper.run_task,
-            "interval",
-            args=[task],
-            seconds=keeper.task_settings(task).interval_seconds,
-            jitter=keeper.settings.schedule.jitter_seconds,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=int(keeper.task_settings(task).interval_seconds),
-            next_run_time=datetime.now(UTC),  # first pass at once, then every interval
-            id=str(task),
-        )
+    tick = keeper.tick_seconds()
+    scheduler.add_job(
+        keeper.tick,
+        "interval",
+        seconds=tick,
+        jitter=keeper.settings.schedule.jitter_seconds,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=int(tick),
+        next_run_time=datetime.now(UTC),  # first pass at once (every task), then every tick
+        id="tick",
+    )
     scheduler.start()
     try:
         await stop.wait()

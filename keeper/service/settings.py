@@ -165,8 +165,9 @@ class CleanSettings(TaskSettings):
     census_interval_seconds: float = Field(
         3600.0,
         gt=0,
-        description="Seconds between censuses of every job (gone markets, odd states, "
-        "legacy and orphan jobs); passes in between scan the markets the last one found.",
+        description="Deprecated and ignored (a warning at start): every full pass takes the "
+        "census (gone markets, odd states, legacy and orphan jobs) from its one read of the "
+        "jobs. Still accepted so existing configurations load.",
     )
 
 

@@ -66,7 +66,7 @@ def _timeout_verdict(run: RunAccount, job: JobAccount, now: int, grace_seconds: 
     return Reason.RUN_NOT_TIMED_OUT
 
 
-def decide(
+def decide(  # noqa: PLR0913 - runs, their jobs, time, policy, refunds, bound
     runs: Sequence[tuple[Pubkey, RunAccount]],
     jobs: Mapping[Pubkey, JobView],
     now: int,
@@ -104,9 +104,7 @@ def due_at(run: RunAccount, job: JobView, reason: Reason, grace_seconds: int) ->
     return run.time
 
 
-def quit_action(
-    key: Pubkey, run: RunAccount, reason: Reason, refund: int, due: int = 0
-) -> Action:
+def quit_action(key: Pubkey, run: RunAccount, reason: Reason, refund: int, due: int = 0) -> Action:
     return Action(
         kind=MaintenanceInstruction.QUIT_ADMIN,
         account=key,

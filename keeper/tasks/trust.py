@@ -14,6 +14,7 @@ Pure: times come in as numbers.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import TYPE_CHECKING, Final
 
@@ -83,4 +84,4 @@ def withhold(plan: Plan, why: Sequence[Reason | None]) -> Plan:
     kept = tuple(action for action, reason in zip(plan.actions, why, strict=True) if not reason)
     skips = Counter(plan.skips)
     skips.update(reason for reason in why if reason is not None)
-    return Plan(plan.task, kept, skips, plan.orphans)
+    return dataclasses.replace(plan, actions=kept, skips=skips)  # the backlog stays

@@ -34,6 +34,8 @@ REQUIRED_METRICS = {
     "nosana_keeper_rpc_request_duration_seconds_bucket",  # RPC latency by method
     "nosana_keeper_balance_lamports",
     "nosana_keeper_orphan_jobs",
+    "nosana_keeper_backlog_actions",  # the backlog beyond max_actions_per_pass
+    "nosana_keeper_backlog_lamports",
 }
 _SELECTOR = re.compile(r"\b(nosana_keeper_[a-z0-9_]+|up)(\{[^}]*\})?")
 
