@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test tools lint unit integration bench localnet clean-venv
+.PHONY: demo test tools lint unit integration bench bench-full-pass localnet clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ localnet: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/scale.py
+
+## Issue 14's figures: a full dry-run pass against the floor (1M jobs, 50 markets, 85% due).
+bench-full-pass: $(STAMP)
+	$(BIN)/python bench/full_pass.py
 
 clean-venv:
 	rm -rf $(VENV)

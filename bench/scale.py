@@ -105,11 +105,6 @@ def main() -> None:
                 env,
             ),
             measure("keeper run --once --dry-run", [*keeper, "--dry-run"], env),
-            measure(
-                "keeper dry run: census pass + pass between",
-                [sys.executable, str(ROOT / "bench" / "steady_pass.py")],
-                env,
-            ),
         ]
         if not args.skip_anchorpy:
             runs.append(
@@ -131,8 +126,6 @@ def main() -> None:
         print(
             f"{run['name']:48} {run['exit']:>4} {run['wall_seconds']:>8} {run['peak_rss_mb']:>12}"
         )
-    steady = next(run for run in runs if run["name"].startswith("keeper dry run: census"))
-    print("finished-jobs passes:", steady["stdout_tail"].strip().splitlines()[-1])
     summary = runs[-1]["stdout_tail"].strip().splitlines()
     if summary:
         print("keeper summary:", summary[-1])
