@@ -258,3 +258,21 @@ def test_a_duplicate_entry_is_dropped_and_counted_not_a_crash(
     done = summary(real)
     assert done["errors"] == 0
     assert done["confirmed"] == done["planned"] == len(actions(honest))
+
+
+def test_a_market_closed_between_passes_is_seen_on_the_next(
+    demo_chain: LocalChain, tmp_path: Path
+) -> None:
+    world = demo_chain.world
+    waiting = world.labels["done_not_expired_gated"]
+    keys = tmp_path / "keys"
+    first = run(demo_chain, demo_chain.url, keys, "--once", claim=False)
+    assert first.exit_code == 0, first.output
+    assert demo_chain.get_account(waiting) is not None  # not yet expired: left alone
+    # The admin closes the gated market: its Done job may now be closed by cleanAdmin.
+    assert demo_chain.close_account(world.labels["market_gated"])
+    second = run(demo_chain, demo_chain.url, keys, "--once", claim=False)
+    assert second.exit_code == 0, second.output
+    finished = summary(second)["tasks"]["finished_jobs"]  # type: ignore[index]
+    assert finished["confirmed"] == finished["planned"] == 1
+    assert demo_chain.get_account(waiting) is None
