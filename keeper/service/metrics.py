@@ -8,11 +8,12 @@ Built on a registry passed in, so each test gets a fresh one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 PREFIX = "nosana_keeper"
+SCANNED_KINDS = ("market", "run", "job")  # the account kinds a full read scans
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
 _DENSITY_BUCKETS = (1, 2, 4, 6, 8, 10, 13, 16, 19, 20, 21, 22, 25)
@@ -240,20 +241,21 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-        self._backlog_labels: set[tuple[str, str]] = set()
+        for kind in SCANNED_KINDS:  # present from the start: a rate of zero, not no data
+            self.scan_duplicates.labels(kind=kind)
 
     def record_backlog(
-        self, task: str, actions: Mapping[str, int], lamports: Mapping[str, int]
+        self,
+        task: str,
+        reasons: Iterable[str],
+        actions: Mapping[str, int],
+        lamports: Mapping[str, int],
     ) -> None:
-        """The backlog of ``task``'s last pass; its reasons absent this time go to zero."""
-        for known_task, reason in self._backlog_labels:
-            if known_task == task and reason not in actions:
-                self.backlog_actions.labels(task=task, reason=reason).set(0)
-                self.backlog_lamports.labels(task=task, reason=reason).set(0)
-        for reason, count in actions.items():
-            self.backlog_actions.labels(task=task, reason=str(reason)).set(count)
-            self.backlog_lamports.labels(task=task, reason=str(reason)).set(lamports.get(reason, 0))
-            self._backlog_labels.add((task, str(reason)))
+        """The backlog of ``task``'s last pass, for each of its action ``reasons`` (zero
+        when none waits, so a cleared backlog reads 0, not stale or absent)."""
+        for reason in {*reasons, *actions}:
+            self.backlog_actions.labels(task=task, reason=reason).set(actions.get(reason, 0))
+            self.backlog_lamports.labels(task=task, reason=reason).set(lamports.get(reason, 0))
 
 
 def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:

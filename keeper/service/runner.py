@@ -49,7 +49,7 @@ from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings, TaskSettings
 from keeper.service.trust import ClockGuard, Trust, Verifier
 from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs, trust
-from keeper.tasks.plan import Plan, Task
+from keeper.tasks.plan import TASK_ACTION_REASONS, Plan, Task
 
 log = structlog.get_logger("keeper")
 
@@ -344,6 +344,7 @@ class Keeper:
         m.accounts_waiting.labels(task=task).set(plan.due)
         m.record_backlog(
             str(task),
+            [str(reason) for reason in TASK_ACTION_REASONS[task]],
             {str(reason): count for reason, count in plan.waiting.items()},
             {str(reason): lamports for reason, lamports in plan.waiting_lamports.items()},
         )

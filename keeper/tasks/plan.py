@@ -78,6 +78,15 @@ ACTION_REASONS = frozenset(
 )
 
 
+# The reasons each task acts for (its backlog's labels).
+TASK_ACTION_REASONS: Final[dict[Task, tuple[Reason, ...]]] = {
+    Task.EXPIRED_RUNS: (Reason.RUN_TIMED_OUT, Reason.RUN_JOB_MISSING, Reason.RUN_JOB_DONE),
+    Task.STOPPED_JOBS: (Reason.JOB_STOPPED,),
+    Task.FINISHED_JOBS: (Reason.JOB_EXPIRED, Reason.MARKET_GONE),
+    Task.CENSUS: (),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     """One instruction to send.

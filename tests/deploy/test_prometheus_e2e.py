@@ -73,6 +73,10 @@ def _advance(metrics: Metrics, step: int) -> None:
         metrics.skips.labels(task=task, reason="not_expired").inc(7)
         metrics.last_success.labels(task=task).set(now - i)
     metrics.scans.labels(task="finished_jobs", outcome="error").inc(step % 2)
+    metrics.record_backlog(
+        "finished_jobs", ["job_expired", "market_gone"], {"job_expired": 900 - step}, {}
+    )
+    metrics.scan_duplicates.labels(kind="job").inc(step % 2)
     metrics.pass_errors.labels(task="finished_jobs").inc(step % 2)
     for action, reason in ACTIONS.items():
         metrics.actions_planned.labels(action=action, reason=reason).inc(20)
