@@ -10,5 +10,8 @@ from keeper.localnet.standalone import main_localnet
 
 port, keys, jobs, markets, due = sys.argv[1:6]
 main_localnet(
-    "scale", int(port), Path(keys), jobs=int(jobs), markets=int(markets), due_fraction=float(due)
+    "scale",
+    int(port),
+    Path(keys),
+    world_params={"jobs": int(jobs), "markets": int(markets), "due_fraction": float(due)},
 )
