@@ -153,3 +153,17 @@ def test_withheld_actions_become_counted_skips(picks: list[tuple[Reason, Reason 
     assert out.skips - plan.skips == Counter(w for w in why if w is not None)
     assert out.orphans == plan.orphans
     assert len(out.actions) + sum(out.skips.values()) == len(actions) + 2
+
+
+def test_withholding_keeps_the_plans_backlog() -> None:
+    clean = Action(MaintenanceInstruction.CLEAN, key("j"), Reason.JOB_EXPIRED, PAYER, MARKET)
+    plan = Plan(
+        Task.FINISHED_JOBS,
+        (clean,),
+        waiting=Counter({Reason.JOB_EXPIRED: 5}),
+        waiting_lamports=Counter({Reason.JOB_EXPIRED: 50}),
+    )
+    kept = trust.withhold(plan, [Reason.CLOCK_AHEAD])
+    assert kept.actions == ()
+    assert kept.waiting == plan.waiting
+    assert kept.waiting_lamports == plan.waiting_lamports
