@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from keeper.program.error_codes import ACCOUNT_NOT_INITIALIZED
+from keeper.program.error_codes import ACCOUNT_ALREADY_IN_USE, ACCOUNT_NOT_INITIALIZED
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -48,6 +48,12 @@ class Fault:
     def already_closed(self) -> bool:
         """3012 AccountNotInitialized: someone closed the account first — a skip, not an error."""
         return self.code == ACCOUNT_NOT_INITIALIZED
+
+    @property
+    def already_in_use(self) -> bool:
+        """The System program's AccountAlreadyInUse: for a claim, its run account (derived
+        from the node's key and the job) exists already — an earlier send of it landed."""
+        return self.code == ACCOUNT_ALREADY_IN_USE
 
 
 @dataclass(frozen=True, slots=True)

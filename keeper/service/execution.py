@@ -24,7 +24,8 @@ from solders.pubkey import Pubkey
 from keeper.chain.accounts import get_balance
 from keeper.chain.clock import chain_time
 from keeper.chain.fees import recent_prioritization_fees
-from keeper.chain.outcome import BatchResult, SendOutcome
+from keeper.chain.keypair import run_keypair
+from keeper.chain.outcome import BatchResult, Fault, SendOutcome
 from keeper.chain.scan import count_program_accounts
 from keeper.chain.sender import Sender
 from keeper.program import filters
@@ -122,6 +123,40 @@ def dry_run_lines(plan: Plan) -> list[str]:
             entry["job"] = str(action.job)
         lines.append(json.dumps(entry))
     return lines
+
+
+def build_instructions(
+    actions: Sequence[Action], identity: Identity
+) -> tuple[list[Instruction], list[Keypair]]:
+    """The instructions for ``actions`` and the keypairs besides the fee payer that sign them.
+
+    A claim's new run account is derived from the node authority's key and the job, never
+    random: a repeat of the claim (after a restart, from a replica) creates the same account
+    and fails on chain (see ``chain.keypair.run_keypair``).
+    """
+    instructions: list[Instruction] = []
+    signers: list[Keypair] = []
+    node = identity.node
+    for action in actions:
+        run = None
+        if action.kind is MaintenanceInstruction.CLAIM:
+            if node is None:
+                raise ValueError("a claim needs the node authority's keypair (claiming is off)")
+            new_run = run_keypair(node, action.account)
+            signers.append(new_run)
+            run = new_run.pubkey()
+        instructions.append(
+            instruction_for(
+                action,
+                program_id=identity.program_id,
+                authority=identity.keypair.pubkey(),
+                claim_identity=identity.claim,
+                run=run,
+            )
+        )
+    if signers and node is not None and node.pubkey() != identity.keypair.pubkey():
+        signers.append(node)
+    return instructions, signers
 
 
 @dataclass(slots=True)
@@ -357,29 +392,6 @@ class Executor:
         self.metrics.priority_fee.set(choice.micro_lamports)
         return choice.micro_lamports
 
-    def _instructions(self, actions: Sequence[Action]) -> tuple[list[Instruction], list[Keypair]]:
-        instructions: list[Instruction] = []
-        signers: list[Keypair] = []
-        for action in actions:
-            run = None
-            if action.kind is MaintenanceInstruction.CLAIM:
-                run_keypair = Keypair()
-                signers.append(run_keypair)
-                run = run_keypair.pubkey()
-            instructions.append(
-                instruction_for(
-                    action,
-                    program_id=self.identity.program_id,
-                    authority=self.identity.keypair.pubkey(),
-                    claim_identity=self.identity.claim,
-                    run=run,
-                )
-            )
-        node = self.identity.node
-        if signers and node is not None and node.pubkey() != self.identity.keypair.pubkey():
-            signers.append(node)
-        return instructions, signers
-
     async def _send(
         self,
         plan: Plan,
@@ -394,7 +406,7 @@ class Executor:
         if isinstance(price, _Late):
             self._cut(actions, bounds, report)
             return []
-        instructions, signers = self._instructions(actions)
+        instructions, signers = build_instructions(actions, self.identity)
         try:
             # Not under _by: at the deadline the sender itself stops, and a transaction
             # already out comes back `abandoned` (counted) instead of being lost.
@@ -425,8 +437,9 @@ class Executor:
         self, actions: list[Action], result: BatchResult, report: PassReport
     ) -> list[int]:
         """Indices worth re-checking and resending: all of an expired transaction; of one that
-        landed but failed because another party closed a target first (3012), all but that
-        target (a skip) — the program rolled the rest back."""
+        landed but failed because another party closed a target first (3012), or because a
+        claim's run exists already (an earlier send of it landed), all but that action (a
+        skip) — the program rolled the rest back."""
         if result.outcome is SendOutcome.EXPIRED:
             log.warning("blockhash expired before landing: re-checking", actions=len(actions))
             return list(result.kept)
@@ -434,10 +447,10 @@ class Executor:
         if (
             result.outcome is SendOutcome.FAILED
             and failure is not None
-            and failure.already_closed
             and failure.index in result.kept
+            and (reason := _done_already(actions[failure.index], failure)) is not None
         ):
-            self._skip(actions[failure.index], Reason.ALREADY_CLOSED, report)
+            self._skip(actions[failure.index], reason, report)
             return [i for i in result.kept if i != failure.index]
         return []
 
@@ -466,8 +479,8 @@ class Executor:
         m = self.metrics
         self._charge(actions, result, report)
         for index, fault in result.dropped.items():
-            if fault.already_closed:
-                self._skip(actions[index], Reason.ALREADY_CLOSED, report)
+            if (reason := _done_already(actions[index], fault)) is not None:
+                self._skip(actions[index], reason, report)
             else:
                 name = "/".join(fault.names) or "unknown"
                 self._fail(actions[index], "simulation_rejected", report, detail=name)
@@ -486,7 +499,9 @@ class Executor:
         failure = result.failure
         for index in result.kept:
             if index in retrying or (
-                failure is not None and failure.index == index and failure.already_closed
+                failure is not None
+                and failure.index == index
+                and _done_already(actions[index], failure) is not None
             ):
                 continue
             self._fail(actions[index], str(result.outcome), report, detail=result.error or "")
@@ -531,6 +546,15 @@ class Executor:
             reason=why,
             detail=detail,
         )
+
+
+def _done_already(action: Action, fault: Fault) -> Reason | None:
+    """Why a failed instruction is a skip rather than an error: its work is done already."""
+    if fault.already_closed:
+        return Reason.ALREADY_CLOSED
+    if fault.already_in_use and action.kind is MaintenanceInstruction.CLAIM:
+        return Reason.ALREADY_CLAIMED
+    return None
 
 
 def _job_of(action: Action, jobs: dict[Pubkey, JobView]) -> JobView:
