@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from solders.keypair import Keypair
     from solders.pubkey import Pubkey
 
-    from keeper.chain.rpc import RpcClient
+    from keeper.chain.endpoints import Rpc
     from keeper.tasks.plan import Action
 
 log = structlog.get_logger("keeper")
@@ -47,7 +47,7 @@ def effect_account(action: Action, node: Keypair | None) -> Pubkey:
 
 
 async def shown(
-    rpc: RpcClient, actions: Sequence[Action], result: BatchResult, node: Keypair | None
+    rpc: Rpc, actions: Sequence[Action], result: BatchResult, node: Keypair | None
 ) -> frozenset[int]:
     """Indices of ``result.kept`` whose effect the chain shows now (none if it cannot be read)."""
     if result.outcome not in _READ_BACK or not result.kept:
