@@ -289,3 +289,26 @@ def null_result() -> Rewrite:
 def program_accounts_of(program: str) -> RequestMatch:
     """A ``when`` for getProgramAccounts of one program."""
     return lambda request: bool(_params(request)) and _params(request)[0] == program
+
+
+def confirmed_statuses() -> Rewrite:
+    """getSignatureStatuses answers every signature it has not seen as landed and
+    ``confirmed`` without error: a lie about transactions that never landed."""
+
+    def fake(slot: int) -> Json:
+        return {
+            "slot": slot,
+            "confirmations": 1,
+            "err": None,
+            "status": {"Ok": None},
+            "confirmationStatus": "confirmed",
+        }
+
+    def rewrite(_request: Json, response: Json) -> Json:
+        result = copy.deepcopy(response.get("result"))
+        if isinstance(result, dict) and isinstance(result.get("value"), list):
+            slot = result.get("context", {}).get("slot", 0)
+            result["value"] = [fake(slot) if v is None else v for v in result["value"]]
+        return {**response, "result": result}
+
+    return rewrite

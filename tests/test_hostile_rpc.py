@@ -15,6 +15,7 @@ from tests.hostile_rpc import (
     HostileRpc,
     Rule,
     clock_ahead,
+    confirmed_statuses,
     duplicate_first_account,
     hide_accounts,
     null_result,
@@ -102,6 +103,15 @@ def test_fails_statuses_errors_and_uses_up(proxied) -> None:
     statuses = _call(proxy.url, "getSignatureStatuses", [sig]).json()
     assert statuses["result"]["value"] == [None]
     assert chain.url != proxy.url
+
+
+def test_fakes_confirmed_statuses_for_what_never_landed(proxied) -> None:
+    _chain, proxy = proxied
+    proxy.set_rules(Rule(method="getSignatureStatuses", rewrite=confirmed_statuses()))
+    statuses = _call(proxy.url, "getSignatureStatuses", ["1" * 64]).json()
+    (status,) = statuses["result"]["value"]
+    assert status["confirmationStatus"] == "confirmed"
+    assert status["err"] is None
 
 
 def test_trickles_a_body(proxied) -> None:

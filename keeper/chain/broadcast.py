@@ -5,12 +5,19 @@ does not re-send for us); statuses come from the shared ``StatusBoard``. Only wh
 block height passes ``lastValidBlockHeight`` is the transaction ``expired`` — the caller
 then re-checks the accounts before building anything new. ``AlreadyProcessed`` from a
 send means it landed earlier: the status poll then reports it.
+
+Statuses alone never declare a transaction lost. Past its blockhash's lifetime with no
+landed status, ``getTransaction`` is asked: found, it landed (confirmed or failed);
+answered null while every status poll answered too, it ``expired``. When the status
+source failed (errors, or ``MAX_POLL_FAILURES`` in a row) and history cannot settle it, the
+outcome is ``unknown``: it may have landed, and the caller reads the accounts to see.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -18,6 +25,7 @@ import structlog
 
 from keeper.chain.outcome import Fault, SendOutcome
 from keeper.chain.rpc import RpcCallError
+from keeper.chain.status import SignatureStatus
 from keeper.chain.transaction import BUDGET_PREFIX
 from keeper.chain.txerror import ALREADY_PROCESSED, parse_tx_error
 from keeper.errors import RpcError
@@ -29,7 +37,7 @@ if TYPE_CHECKING:
 
     from keeper.chain.endpoints import Rpc
     from keeper.chain.scan import Commitment
-    from keeper.chain.status import SignatureStatus, StatusBoard
+    from keeper.chain.status import StatusBoard
 
 log = structlog.get_logger("keeper.chain.broadcast")
 
@@ -56,6 +64,19 @@ class Delivery:
     confirmation_seconds: float | None = None
     resends: int = 0
     error: str | None = None
+    blockhash_expired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsettled:
+    """Watching ended without a landed status: history must settle it."""
+
+    expired: bool  # the block height passed lastValidBlockHeight
+    statuses_answered: bool  # every status poll answered (null), none failed
+
+
+class _Unanswered(Exception):
+    """getTransaction failed: history cannot say whether the transaction landed."""
 
 
 def is_already_processed(error: RpcCallError) -> bool:
@@ -106,6 +127,16 @@ class Broadcaster:
                 if rejected is not None:
                     return Delivery(SendOutcome.REJECTED, error=rejected)
                 ended = await self._watch(encoded, signature, last_valid, watch)
+                if isinstance(ended, _Unsettled):
+                    seconds = loop.time() - started
+                    return await self._settle(
+                        signature,
+                        kept,
+                        seconds,
+                        watch=watch,
+                        unsettled=ended,
+                        abandon_at=abandon_at,
+                    )
         except TimeoutError:
             log.warning("pass deadline: stopped watching", signature=str(signature))
             return Delivery(
@@ -120,28 +151,95 @@ class Broadcaster:
 
     async def _watch(
         self, encoded: str, signature: Signature, last_valid: int, watch: _Watch
-    ) -> SignatureStatus | Delivery:
-        """Until it lands (its status), expires or shutdown abandons it (a Delivery)."""
+    ) -> SignatureStatus | Delivery | _Unsettled:
+        """Until it lands (its status), shutdown abandons it (a Delivery), or no landed
+        status came before expiry or the status source kept failing (``_Unsettled``)."""
         loop = asyncio.get_running_loop()
-        failures = 0
+        failures, status_failed = 0, False
         while not self._abandon.is_set():
             try:
                 status = await self._board.next_status(signature)
                 failures = 0
             except RpcError:
-                status, failures = None, failures + 1
+                status, failures, status_failed = None, failures + 1, True
                 if failures >= MAX_POLL_FAILURES:
-                    return Delivery(SendOutcome.ABANDONED, resends=watch.resends, error="no status")
+                    log.warning("status source failing: asking history", signature=str(signature))
+                    return _Unsettled(expired=False, statuses_answered=False)
             if status is not None and status.reached(self._commitment):
                 return status
             if loop.time() - watch.last_send < self._resend_interval_s:
                 continue
             if await self._expired(last_valid):
-                final = await self._last_look(signature)
-                return final or Delivery(SendOutcome.EXPIRED, resends=watch.resends)
+                try:
+                    final = await self._last_look(signature)
+                except RpcError:
+                    final, status_failed = None, True
+                return final or _Unsettled(expired=True, statuses_answered=not status_failed)
             await self._send(encoded, first=False)
             watch.resends, watch.last_send = watch.resends + 1, loop.time()
         return Delivery(SendOutcome.ABANDONED, resends=watch.resends, error="shutdown deadline")
+
+    async def _settle(  # noqa: PLR0913 - the facts gathered about one delivery
+        self,
+        signature: Signature,
+        kept: Sequence[int],
+        seconds: float,
+        *,
+        watch: _Watch,
+        unsettled: _Unsettled,
+        abandon_at: float | None,
+    ) -> Delivery:
+        """No landed status came: ask history. Only a null from both statuses and history
+        after expiry makes it ``expired``; anything less certain is ``unknown``."""
+        expired = unsettled.expired
+        try:
+            found = await self._history(signature)
+        except _Unanswered as error:
+            return Delivery(
+                SendOutcome.UNKNOWN,
+                resends=watch.resends,
+                error=f"statuses and history unavailable: {error}",
+                blockhash_expired=expired,
+            )
+        if found is not None:
+            landed = await self._landed(
+                found,
+                signature,
+                kept,
+                seconds=seconds,
+                resends=watch.resends,
+                abandon_at=abandon_at,
+            )
+            return dataclasses.replace(landed, blockhash_expired=expired)
+        if expired and unsettled.statuses_answered:
+            return Delivery(SendOutcome.EXPIRED, resends=watch.resends, blockhash_expired=True)
+        return Delivery(
+            SendOutcome.UNKNOWN,
+            resends=watch.resends,
+            error="the status source failed and history does not show it",
+            blockhash_expired=expired,
+        )
+
+    async def _history(self, signature: Signature) -> SignatureStatus | None:
+        """The transaction as ``getTransaction`` shows it (None: not found)."""
+        try:
+            result = await self._rpc.call("getTransaction", [str(signature), self._tx_config()])
+        except RpcError as error:
+            raise _Unanswered(str(error)) from None
+        if result is None:
+            return None
+        meta = result.get("meta") if isinstance(result, dict) else None
+        slot = result.get("slot") if isinstance(result, dict) else None
+        if not isinstance(meta, dict) or not isinstance(slot, int):
+            raise _Unanswered("getTransaction: malformed answer")
+        return SignatureStatus(slot=slot, err=meta.get("err"), confirmation=self._commitment)
+
+    def _tx_config(self) -> dict[str, object]:
+        return {
+            "encoding": "json",
+            "commitment": self._commitment,
+            "maxSupportedTransactionVersion": 0,
+        }
 
     async def _send(self, encoded: str, *, first: bool) -> str | None:
         """Send once; returns an error text only for a first send the node refuses."""
@@ -174,10 +272,7 @@ class Broadcaster:
         return height > last_valid
 
     async def _last_look(self, signature: Signature) -> SignatureStatus | None:
-        try:
-            status = await self._board.next_status(signature)
-        except RpcError:
-            return None
+        status = await self._board.next_status(signature)
         return status if status is not None and status.reached(self._commitment) else None
 
     async def _landed(  # noqa: PLR0913 - the landed status and what the result reports
@@ -211,13 +306,8 @@ class Broadcaster:
 
     async def _logs(self, signature: Signature) -> tuple[str, ...]:
         """The landed transaction's program log, best effort (names the error exactly)."""
-        config = {
-            "encoding": "json",
-            "commitment": self._commitment,
-            "maxSupportedTransactionVersion": 0,
-        }
         try:
-            result = await self._rpc.call("getTransaction", [str(signature), config])
+            result = await self._rpc.call("getTransaction", [str(signature), self._tx_config()])
         except RpcError:
             return ()
         meta = result.get("meta") if isinstance(result, dict) else None

@@ -1,4 +1,5 @@
-"""Loading the keeper's keypair: a Solana CLI JSON file of 64 numbers (secret + public key).
+"""The keeper's keypairs: loading the Solana CLI JSON file of 64 numbers (secret + public
+key), and deriving the keypair of a run account a claim creates.
 
 Every failure names the file and the fix. Key material never appears in a message, a log
 line or a chained exception.
@@ -6,15 +7,20 @@ line or a chained exception.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Final
 
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
 from keeper.errors import KeypairError
 
 KEYPAIR_LENGTH: Final = 64
+# Separates this use of the node's secret from any other hash of it (versioned: a new
+# derivation would need a new tag, never a silent change of the addresses).
+RUN_SEED_DOMAIN: Final = b"nosana-keeper/claim-run/v1\x00"
 _CREATE_HINT: Final = "create one with `solana-keygen new -o <path>` or point KEEPER_KEYPAIR at it"
 
 
@@ -70,3 +76,15 @@ def load_keypair(path: Path | str) -> Keypair:
             f"keypair file {location}: its public half does not match its secret half",
             hint="the file is corrupt or hand-edited; restore it from a backup",
         ) from None
+
+
+def run_keypair(node: Keypair, job: Pubkey) -> Keypair:
+    """The keypair of the RunAccount that ``node`` creates when it claims ``job``.
+
+    Always the same for one node and one job (ed25519 seed = sha256(tag || node secret ||
+    job)), so a repeated claim (after a restart, from a second replica) tries to ``init``
+    the same account, and the System program refuses it (AccountAlreadyInUse): one run per
+    job, whatever the keeper remembers. Nobody without the node's secret can predict it.
+    """
+    seed = hashlib.sha256(RUN_SEED_DOMAIN + node.secret() + bytes(job)).digest()
+    return Keypair.from_seed(seed)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from keeper.program.error_codes import ACCOUNT_NOT_INITIALIZED
+from keeper.program.error_codes import ACCOUNT_ALREADY_IN_USE, ACCOUNT_NOT_INITIALIZED
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 class SendOutcome(StrEnum):
-    """How a batch ended. Only ``confirmed`` and ``failed`` landed (and paid a fee)."""
+    """How a batch ended. ``confirmed`` and ``failed`` landed (and paid a fee); ``unknown``
+    and ``abandoned`` may have: count their fee as spent, their effects only once the chain
+    shows them."""
 
     CONFIRMED = "confirmed"  # landed without error at the sender's commitment
     FAILED = "failed"  # landed with an error: fee paid, nothing changed (see ``failure``)
@@ -24,6 +26,7 @@ class SendOutcome(StrEnum):
     REJECTED = "rejected"  # the transaction as a whole failed simulation or sending
     REFUSED = "refused"  # even a zero unit price would exceed the fee cap: nothing sent
     ABANDONED = "abandoned"  # shutdown stopped watching (it may still land) or never began
+    UNKNOWN = "unknown"  # sent, but the status source failed and the chain has not told
 
 
 class FeeDecision(StrEnum):
@@ -49,6 +52,12 @@ class Fault:
         """3012 AccountNotInitialized: someone closed the account first — a skip, not an error."""
         return self.code == ACCOUNT_NOT_INITIALIZED
 
+    @property
+    def already_in_use(self) -> bool:
+        """The System program's AccountAlreadyInUse: for a claim, its run account (derived
+        from the node's key and the job) exists already — an earlier send of it landed."""
+        return self.code == ACCOUNT_ALREADY_IN_USE
+
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
@@ -68,10 +77,16 @@ class BatchResult:
     simulations: int = 0
     resends: int = 0
     error: str | None = None
+    blockhash_expired: bool = False  # seen past lastValidBlockHeight: it can land no more
 
     @property
     def landed(self) -> bool:
         return self.outcome in {SendOutcome.CONFIRMED, SendOutcome.FAILED}
+
+    @property
+    def may_have_landed(self) -> bool:
+        """Sent, and not known to be lost: what a fee budget must count as spent."""
+        return self.landed or self.outcome in {SendOutcome.UNKNOWN, SendOutcome.ABANDONED}
 
     @property
     def fee_paid_lamports(self) -> int:

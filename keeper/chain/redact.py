@@ -8,23 +8,23 @@ from urllib.parse import urlsplit, urlunsplit
 
 MASK: Final = "***"
 
-# A path segment that looks like a credential: long and random-looking (QuickNode and
-# GetBlock tokens, Alchemy and Ankr keys, Triton UUIDs). Short words ("v2", "solana") stay.
-_TOKEN_CHARS: Final = re.compile(r"^[A-Za-z0-9_\-]+$")
-_LONG_TOKEN: Final = 24
-_MIXED_TOKEN: Final = 12
+# Path segments are kept only when they are plain words: an API version (``v1``, ``v2``)
+# or short lowercase words joined by hyphens (``solana``, ``rpc``, ``mainnet-beta``).
+# Everything else — anything with a digit, a capital, another symbol or a percent escape,
+# and letter runs longer than a word — is masked, however short: a key of 8 characters
+# (``abcd1234``) is as secret as one of 64. Masking a harmless segment costs nothing.
+_PLAIN_WORD: Final = re.compile(r"^(?:v[0-9]{1,2}|[a-z]{1,15}(?:-[a-z]{1,15})*)$")
+_MAX_WORD: Final = 32
 
 
-def _looks_like_key(segment: str) -> bool:
-    if not segment or not _TOKEN_CHARS.match(segment):
-        return False
-    if len(segment) >= _LONG_TOKEN:
-        return True
-    return len(segment) >= _MIXED_TOKEN and any(ch.isdigit() for ch in segment)
+def is_plain_word(segment: str) -> bool:
+    """A path segment safe to show: empty, an API version or short lowercase words."""
+    return not segment or (len(segment) <= _MAX_WORD and bool(_PLAIN_WORD.match(segment)))
 
 
 def redact_url(url: str) -> str:
-    """``url`` safe to log: no user info, query, fragment or key-like path segments."""
+    """``url`` safe to log: no user info, query or fragment, and no path segment but plain
+    words (see ``is_plain_word``)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -34,6 +34,6 @@ def redact_url(url: str) -> str:
     netloc = host if port is None else f"{host}:{port}"
     if parts.username or parts.password:
         netloc = f"{MASK}@{netloc}"
-    path = "/".join(MASK if _looks_like_key(s) else s for s in parts.path.split("/"))
+    path = "/".join(s if is_plain_word(s) else MASK for s in parts.path.split("/"))
     query = MASK if parts.query else ""
     return urlunsplit((parts.scheme, netloc, path, query, ""))

@@ -268,6 +268,7 @@ class Sender:
             confirmation_seconds=delivery.confirmation_seconds,
             resends=delivery.resends,
             error=delivery.error,
+            blockhash_expired=delivery.blockhash_expired,
         )
 
     def _check_size(self, batch: Sequence[Instruction], unit_price: int) -> None:

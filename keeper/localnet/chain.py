@@ -266,6 +266,10 @@ class LocalChain:
 
         self._on_loop(assign)
 
+    def landing(self) -> int:
+        """Transactions accepted under ``land_delay_ms`` that have not landed yet."""
+        return self._on_loop(lambda: len(self.node.landing))
+
     def get_account(self, key: Pubkey) -> Account | None:
         return self._on_loop(lambda: self.ledger.get(key))
 

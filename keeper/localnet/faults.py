@@ -25,7 +25,10 @@ Each switch is a field of ``FaultConfig``. Counted faults come in two forms: ``*
 - ``ws_close``: websocket messages about to be sent. A faulted one is not sent; its socket
   is closed instead (close code 1011).
 
-``clock_skew_seconds`` is not counted: it offsets the chain clock while set. Switch
+``land_delay_ms`` is not counted either: while set, an accepted transaction lands that
+much later (executed against the ledger as it is then; a repeat of one still on its way
+is ignored, and one whose blockhash expired meanwhile never lands), as when a leader is
+slow to include it. ``clock_skew_seconds`` offsets the chain clock while set. Switch
 faults in-process (``Faults.set``), over JSON-RPC (``localnet_setFaults``) or from the
 command line (``parse_fault_specs``).
 """
@@ -63,6 +66,7 @@ class FaultConfig:
     ws_stall_next: int = 0  # the next K websocket messages: their sockets go silent for good
     ws_close_every: int = 0  # every Nth websocket message: its socket is closed instead
     ws_close_next: int = 0  # the next K websocket messages: their sockets are closed instead
+    land_delay_ms: int = 0  # accepted transactions land this much later
 
 
 FAULT_NAMES: Final = tuple(field.name for field in fields(FaultConfig))
@@ -234,6 +238,10 @@ class Faults:
     @property
     def latency_seconds(self) -> float:
         return self.config.latency_ms / 1000
+
+    @property
+    def land_delay_seconds(self) -> float:
+        return self.config.land_delay_ms / 1000
 
     @property
     def injected(self) -> dict[str, int]:

@@ -124,6 +124,10 @@ class Ledger:
         for listener in self.listeners:
             listener.transaction_landed(record)
 
+    def transactions(self) -> list[TransactionRecord]:
+        """Every landed transaction (successful or failed), in landing order."""
+        return list(self._transactions.values())
+
     @property
     def transaction_count(self) -> int:
         return len(self._transactions)

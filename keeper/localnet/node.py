@@ -6,6 +6,7 @@ place where the send-path faults (dropped transactions, a competing keeper) act.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -78,6 +79,8 @@ class Node:
         # The program whose accounts a faulted "competitor" keeper closes (the jobs program).
         self.competitor_program = competitor_program
         self.prioritization_fees: list[int] = list(prioritization_fees or [])
+        # Signatures accepted under ``land_delay_ms`` that have not landed yet.
+        self.landing: set[Signature] = set()
 
     def context(self) -> dict[str, object]:
         """The ``context`` of an RPC answer: the slot it was read at."""
@@ -106,8 +109,30 @@ class Node:
             raise PreflightError(_simulation(outcome))
         if self.faults.drops_transaction() or outcome is None:
             return transaction.signatures[0]
-        self.runtime.commit(outcome)
+        delay = self.faults.land_delay_seconds
+        if delay > 0:
+            self._land_later(transaction, delay)
+        else:
+            self.runtime.commit(outcome)
         return transaction.signatures[0]
+
+    def _land_later(self, transaction: VersionedTransaction, delay: float) -> None:
+        """Land ``transaction`` after ``delay`` seconds, run against the ledger as it is then
+        (needs the chain's running loop: sends come through the server)."""
+        signature = transaction.signatures[0]
+        if signature in self.landing:
+            return  # a re-send of what is already on its way
+        self.landing.add(signature)
+
+        def land() -> None:
+            self.landing.discard(signature)
+            try:
+                outcome = self.runtime.run(transaction)
+            except TransactionRejected:
+                return  # its blockhash expired meanwhile, or it landed already: never lands
+            self.runtime.commit(outcome)
+
+        asyncio.get_running_loop().call_later(delay, land)
 
     def _let_competitor_strike(self, transaction: VersionedTransaction) -> None:
         """Another keeper closes this send's target first (when the fault is on)."""

@@ -15,6 +15,13 @@ if TYPE_CHECKING:
 
 ACCOUNT_NOT_INITIALIZED: Final = 3012
 ACCOUNT_DID_NOT_DESERIALIZE: Final = 3003
+# The System program's own errors, raised through the CPI of a claim's `init` of the run.
+ACCOUNT_ALREADY_IN_USE: Final = 0
+
+SYSTEM_ERRORS: Final[dict[int, str]] = {
+    ACCOUNT_ALREADY_IN_USE: "AccountAlreadyInUse",
+    1: "ResultWithNegativeLamports",
+}
 
 ANCHOR_ERRORS: Final[dict[int, str]] = {
     100: "InstructionMissing",
@@ -122,7 +129,7 @@ def error_names(code: int, logs: Iterable[str] = ()) -> tuple[str, ...]:
             return (match.group(1),)
     if code >= CUSTOM_ERROR_BASE:
         return _custom_candidates(code)
-    name = ANCHOR_ERRORS.get(code)
+    name = ANCHOR_ERRORS.get(code) or SYSTEM_ERRORS.get(code)
     return (name,) if name else ()
 
 

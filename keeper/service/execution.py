@@ -24,11 +24,13 @@ from solders.pubkey import Pubkey
 from keeper.chain.accounts import get_balance
 from keeper.chain.clock import chain_time
 from keeper.chain.fees import recent_prioritization_fees
-from keeper.chain.outcome import BatchResult, SendOutcome
+from keeper.chain.keypair import run_keypair
+from keeper.chain.outcome import BatchResult, Fault, SendOutcome
 from keeper.chain.scan import count_program_accounts
 from keeper.chain.sender import Sender
 from keeper.program import filters
 from keeper.program.instructions import MaintenanceInstruction
+from keeper.service import effects
 from keeper.service.context import Identity
 from keeper.service.discovery import Scope, job_views, market_views, run_views, stake_of
 from keeper.service.metrics import Metrics
@@ -100,6 +102,7 @@ class PassReport:
     reclaimed_lamports: int = 0
     fees_lamports: int = 0
     transactions: int = 0
+    unknown: int = 0  # actions sent whose outcome the chain has not shown (also in failed)
     orphans: int = 0
     errors: list[str] = field(default_factory=list)
     waiting: int = 0  # due actions beyond max_actions_per_pass: the next passes' work
@@ -138,6 +141,40 @@ def waiting_line(plan: Plan) -> str:
             }
         }
     )
+
+
+def build_instructions(
+    actions: Sequence[Action], identity: Identity
+) -> tuple[list[Instruction], list[Keypair]]:
+    """The instructions for ``actions`` and the keypairs besides the fee payer that sign them.
+
+    A claim's new run account is derived from the node authority's key and the job, never
+    random: a repeat of the claim (after a restart, from a replica) creates the same account
+    and fails on chain (see ``chain.keypair.run_keypair``).
+    """
+    instructions: list[Instruction] = []
+    signers: list[Keypair] = []
+    node = identity.node
+    for action in actions:
+        run = None
+        if action.kind is MaintenanceInstruction.CLAIM:
+            if node is None:
+                raise ValueError("a claim needs the node authority's keypair (claiming is off)")
+            new_run = run_keypair(node, action.account)
+            signers.append(new_run)
+            run = new_run.pubkey()
+        instructions.append(
+            instruction_for(
+                action,
+                program_id=identity.program_id,
+                authority=identity.keypair.pubkey(),
+                claim_identity=identity.claim,
+                run=run,
+            )
+        )
+    if signers and node is not None and node.pubkey() != identity.keypair.pubkey():
+        signers.append(node)
+    return instructions, signers
 
 
 @dataclass(slots=True)
@@ -373,29 +410,6 @@ class Executor:
         self.metrics.priority_fee.set(choice.micro_lamports)
         return choice.micro_lamports
 
-    def _instructions(self, actions: Sequence[Action]) -> tuple[list[Instruction], list[Keypair]]:
-        instructions: list[Instruction] = []
-        signers: list[Keypair] = []
-        for action in actions:
-            run = None
-            if action.kind is MaintenanceInstruction.CLAIM:
-                run_keypair = Keypair()
-                signers.append(run_keypair)
-                run = run_keypair.pubkey()
-            instructions.append(
-                instruction_for(
-                    action,
-                    program_id=self.identity.program_id,
-                    authority=self.identity.keypair.pubkey(),
-                    claim_identity=self.identity.claim,
-                    run=run,
-                )
-            )
-        node = self.identity.node
-        if signers and node is not None and node.pubkey() != self.identity.keypair.pubkey():
-            signers.append(node)
-        return instructions, signers
-
     async def _send(
         self,
         plan: Plan,
@@ -410,7 +424,7 @@ class Executor:
         if isinstance(price, _Late):
             self._cut(actions, bounds, report)
             return []
-        instructions, signers = self._instructions(actions)
+        instructions, signers = build_instructions(actions, self.identity)
         try:
             # Not under _by: at the deadline the sender itself stops, and a transaction
             # already out comes back `abandoned` (counted) instead of being lost.
@@ -433,79 +447,105 @@ class Executor:
                 actions=len(result.kept),
                 error=result.error,
             )
-        retry = [] if final else self._retryable(actions, result, report)
-        self._account(plan, actions, result, report, retrying=set(retry))
+        read_back = await _by(
+            bounds.deadline,
+            effects.shown(self.scope.rpc, actions, result, self.identity.node),
+        )
+        # Past the deadline nothing shows: counted as unknown, never as reclaimed.
+        seen = frozenset() if isinstance(read_back, _Late) else read_back
+        result = effects.settle(result, seen)
+        retry = [] if final else self._retryable(actions, result, report, seen)
+        self._account(plan, _Sent(actions, result, seen, frozenset(retry)), report)
         return [actions[i] for i in retry]
 
     def _retryable(
-        self, actions: list[Action], result: BatchResult, report: PassReport
+        self, actions: list[Action], result: BatchResult, report: PassReport, seen: frozenset[int]
     ) -> list[int]:
-        """Indices worth re-checking and resending: all of an expired transaction; of one that
-        landed but failed because another party closed a target first (3012), all but that
-        target (a skip) — the program rolled the rest back."""
+        """Indices worth re-checking and resending: all of an expired transaction (or of an
+        unknown one past its blockhash's lifetime that shows nothing on chain); of one that
+        landed but failed because another party closed a target first (3012), or because a
+        claim's run exists already (an earlier send of it landed), all but that action (a
+        skip) — the program rolled the rest back."""
         if result.outcome is SendOutcome.EXPIRED:
             log.warning("blockhash expired before landing: re-checking", actions=len(actions))
+            return list(result.kept)
+        if result.outcome is SendOutcome.UNKNOWN and result.blockhash_expired and not seen:
+            # It can land no more, and the chain shows none of it: as good as expired.
+            log.warning(
+                "outcome unknown, nothing shows on chain: re-checking", actions=len(actions)
+            )
             return list(result.kept)
         failure = result.failure
         if (
             result.outcome is SendOutcome.FAILED
             and failure is not None
-            and failure.already_closed
             and failure.index in result.kept
+            and (reason := _done_already(actions[failure.index], failure)) is not None
         ):
-            self._skip(actions[failure.index], Reason.ALREADY_CLOSED, report)
+            self._skip(actions[failure.index], reason, report)
             return [i for i in result.kept if i != failure.index]
         return []
 
     def _charge(self, actions: list[Action], result: BatchResult, report: PassReport) -> None:
+        """Fees paid are what landed; the budget also counts what may have (worst case)."""
         paid = result.fee_paid_lamports
+        worst = result.fee_lamports if result.may_have_landed else 0
         rent = 0
-        if result.outcome is SendOutcome.CONFIRMED:
+        if result.may_have_landed and result.outcome is not SendOutcome.FAILED:
             rent = sum(-actions[i].lamports for i in result.kept if actions[i].lamports < 0)
-        if paid or rent:
-            self.budget.spend(self.monotonic(), paid + rent)
+        if worst or rent:
+            self.budget.spend(self.monotonic(), worst + rent)
         self.metrics.fees_paid_lamports.inc(paid)
         self.metrics.transactions.labels(outcome=result.outcome).inc()
         report.fees_lamports += paid
         if result.signature is not None:
             report.transactions += 1
 
-    def _account(
-        self,
-        plan: Plan,
-        actions: list[Action],
-        result: BatchResult,
-        report: PassReport,
-        *,
-        retrying: set[int],
-    ) -> None:
-        m = self.metrics
+    def _account(self, plan: Plan, sent: _Sent, report: PassReport) -> None:
+        actions, result = sent.actions, sent.result
         self._charge(actions, result, report)
-        for index, fault in result.dropped.items():
-            if fault.already_closed:
-                self._skip(actions[index], Reason.ALREADY_CLOSED, report)
-            else:
-                name = "/".join(fault.names) or "unknown"
-                self._fail(actions[index], "simulation_rejected", report, detail=name)
+        self._account_dropped(actions, result, report)
         kept = [actions[i] for i in result.kept]
         if result.signature is not None and kept:
-            m.instructions_per_transaction.labels(action=kept[0].kind).observe(len(kept))
+            self.metrics.instructions_per_transaction.labels(action=kept[0].kind).observe(len(kept))
             for action in kept:
-                m.actions_sent.labels(action=action.kind).inc()
+                self.metrics.actions_sent.labels(action=action.kind).inc()
             report.sent += len(kept)
         if result.outcome is SendOutcome.CONFIRMED:
-            if result.confirmation_seconds is not None:
-                m.confirmation_latency.observe(result.confirmation_seconds)
-            for action in kept:
-                self._confirmed(plan, action, result, report)
+            self._account_confirmed(plan, sent, report)
             return
         failure = result.failure
         for index in result.kept:
-            if index in retrying or (
-                failure is not None and failure.index == index and failure.already_closed
+            if index in sent.retrying or (
+                failure is not None
+                and failure.index == index
+                and _done_already(actions[index], failure) is not None
             ):
                 continue
             self._fail(actions[index], str(result.outcome), report, detail=result.error or "")
+
+    def _account_dropped(
+        self, actions: list[Action], result: BatchResult, report: PassReport
+    ) -> None:
+        for index, fault in result.dropped.items():
+            if (reason := _done_already(actions[index], fault)) is not None:
+                self._skip(actions[index], reason, report)
+            else:
+                name = "/".join(fault.names) or "unknown"
+                self._fail(actions[index], "simulation_rejected", report, detail=name)
+
+    def _account_confirmed(self, plan: Plan, sent: _Sent, report: PassReport) -> None:
+        """Confirmed by status: each action counts as done only where the chain shows it."""
+        result = sent.result
+        if result.confirmation_seconds is not None:
+            self.metrics.confirmation_latency.observe(result.confirmation_seconds)
+        for index in result.kept:
+            action = sent.actions[index]
+            if index in sent.seen:
+                self._confirmed(plan, action, result, report)
+            else:
+                detail = "the status says confirmed; the chain does not show it"
+                self._fail(action, SendOutcome.UNKNOWN, report, detail=detail)
 
     def _confirmed(
         self, plan: Plan, action: Action, result: BatchResult, report: PassReport
@@ -539,6 +579,8 @@ class Executor:
 
     def _fail(self, action: Action, why: str, report: PassReport, *, detail: str = "") -> None:
         report.failed += 1
+        if why == SendOutcome.UNKNOWN:
+            report.unknown += 1
         self.metrics.actions_failed.labels(action=action.kind, reason=why).inc()
         log.warning(
             "action failed",
@@ -547,6 +589,26 @@ class Executor:
             reason=why,
             detail=detail,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """One send to account for: the actions, how it ended, what the chain shows of it
+    (indices into ``actions``) and what will be re-checked and resent."""
+
+    actions: list[Action]
+    result: BatchResult
+    seen: frozenset[int]
+    retrying: frozenset[int]
+
+
+def _done_already(action: Action, fault: Fault) -> Reason | None:
+    """Why a failed instruction is a skip rather than an error: its work is done already."""
+    if fault.already_closed:
+        return Reason.ALREADY_CLOSED
+    if fault.already_in_use and action.kind is MaintenanceInstruction.CLAIM:
+        return Reason.ALREADY_CLAIMED
+    return None
 
 
 def _job_of(action: Action, jobs: dict[Pubkey, JobView]) -> JobView:

@@ -59,6 +59,7 @@ class Reason(StrEnum):
     MARKET_INVALID = "market_invalid"  # an account at the market address that is not a market
     ORPHAN = "orphan"  # Queued, no run, in no market queue: reported, never touched
     ALREADY_CLOSED = "already_closed"  # another keeper got there first (3012)
+    ALREADY_CLAIMED = "already_claimed"  # this claim's run exists: an earlier send landed
     STATE_CHANGED = "state_changed"  # the re-read before sending no longer qualifies
     MARKET_MISMATCH = "market_mismatch"  # job.market != the action's market: a bug, refused
     CLOCK_AHEAD = "clock_ahead"  # time-based, and chain time leads the local clock: withheld

@@ -55,7 +55,7 @@ class StubChain:
         self.fake.on("getBlockHeight", self.block_height)
         self.fake.on("sendTransaction", self.send)
         self.fake.on("getSignatureStatuses", self.statuses)
-        self.fake.on("getTransaction", lambda params: {"meta": {"logMessages": self.landed_logs}})
+        self.fake.on("getTransaction", self.transaction)
         return self
 
     def simulate(self, params: list[Any]) -> dict[str, Any]:
@@ -97,6 +97,13 @@ class StubChain:
             self.land_after_sends is not None
             and self.sends.get(signature, 0) >= self.land_after_sends
         )
+
+    def transaction(self, params: list[Any]) -> dict[str, Any] | None:
+        """getTransaction: what landed, as a node's history shows it (None: not found)."""
+        if not self.landed(params[0]):
+            return None
+        meta = {"err": self.landed_error, "fee": 5_000, "logMessages": self.landed_logs}
+        return {"slot": 10, "meta": meta}
 
     def statuses(self, params: list[Any]) -> dict[str, Any]:
         values = [

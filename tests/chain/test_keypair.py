@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
-from keeper.chain.keypair import load_keypair
+from keeper.chain.keypair import load_keypair, run_keypair
 from keeper.errors import KeypairError
 
 KEYPAIR = Keypair.from_seed(bytes(range(32)))
@@ -108,3 +112,36 @@ def test_secret_and_public_halves_that_do_not_match(tmp_path: Path) -> None:
         load_keypair(write(tmp_path, json.dumps(numbers)))
     assert_no_key_material(caught.value)
     assert str(other.pubkey()) not in str(caught.value)
+
+
+# --- the run account a claim creates ---------------------------------------------------------
+
+keys = st.binary(min_size=32, max_size=32).map(Keypair.from_seed)
+pubkeys = st.binary(min_size=32, max_size=32).map(Pubkey.from_bytes)
+
+
+@given(node=keys, job=pubkeys)
+def test_a_claims_run_keypair_is_the_same_every_time(node: Keypair, job: Pubkey) -> None:
+    again = Keypair.from_bytes(bytes(node))  # the same key loaded again (a restart)
+    assert run_keypair(node, job) == run_keypair(again, job)
+
+
+@given(node=keys, jobs=st.lists(pubkeys, min_size=2, max_size=5, unique=True))
+def test_each_job_gets_its_own_run_account(node: Keypair, jobs: list[Pubkey]) -> None:
+    runs = {run_keypair(node, job).pubkey() for job in jobs}
+    assert len(runs) == len(jobs)
+    assert node.pubkey() not in runs
+    assert not runs & set(jobs)
+
+
+@given(nodes=st.lists(keys, min_size=2, max_size=4, unique_by=bytes), job=pubkeys)
+def test_each_node_gets_its_own_run_account(nodes: list[Keypair], job: Pubkey) -> None:
+    assert len({run_keypair(node, job).pubkey() for node in nodes}) == len(nodes)
+
+
+def test_the_derivation_is_pinned() -> None:
+    """A change of derivation would let a restarted keeper claim again: it must be deliberate."""
+    node = Keypair.from_seed(bytes(range(32)))
+    job = Pubkey.from_bytes(bytes(range(32, 64)))
+    seed = hashlib.sha256(b"nosana-keeper/claim-run/v1\x00" + bytes(range(32)) + bytes(job))
+    assert run_keypair(node, job) == Keypair.from_seed(seed.digest())

@@ -6,7 +6,7 @@ import asyncio
 import base64
 
 import pytest
-from fake_rpc import FakeRpc, RpcFailure
+from fake_rpc import FakeRpc, RpcFailure, RpcFailureError
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -342,3 +342,82 @@ async def test_shutdown_waits_for_a_batch_that_lands_in_time(
     await chain.first_send.wait()
     await sender.shutdown(deadline_s=30)
     assert (await in_flight).outcome is SendOutcome.CONFIRMED
+
+
+# --- statuses that cannot be read: history, then "unknown" -----------------------------------
+
+
+def failing_statuses(fake: FakeRpc, method: str = "getSignatureStatuses") -> None:
+    def fail(_params: list[object]) -> object:
+        raise RpcFailureError(-32603, f"{method} unavailable")
+
+    fake.on(method, fail)
+
+
+async def test_landed_while_statuses_fail_is_confirmed_from_history(
+    fake: FakeRpc, chain: StubChain, sender: Sender
+) -> None:
+    failing_statuses(fake)
+    chain.height, chain.height_step = LAST_VALID - 3, 1
+    result = await run(sender, [cleanup(1)])
+    assert result.outcome is SendOutcome.CONFIRMED
+    assert result.fee_paid_lamports == result.fee_lamports > 0
+    assert fake.count("getTransaction") >= 1
+
+
+async def test_landed_while_statuses_answer_null_is_confirmed_from_history(
+    fake: FakeRpc, chain: StubChain, sender: Sender
+) -> None:
+    fake.on(
+        "getSignatureStatuses", lambda params: {"context": {}, "value": [None] * len(params[0])}
+    )
+    chain.height, chain.height_step = LAST_VALID - 3, 1
+    result = await run(sender, [cleanup(1)])
+    assert result.outcome is SendOutcome.CONFIRMED
+    assert result.fee_paid_lamports > 0
+
+
+async def test_landed_failed_while_statuses_fail_is_failed_from_history(
+    fake: FakeRpc, chain: StubChain, sender: Sender
+) -> None:
+    failing_statuses(fake)
+    chain.landed_error = {"InstructionError": [2, {"Custom": 6004}]}
+    chain.height, chain.height_step = LAST_VALID - 3, 1
+    result = await run(sender, [cleanup(1)])
+    assert result.outcome is SendOutcome.FAILED
+    assert result.failure is not None
+    assert result.failure.code == 6004
+
+
+async def test_statuses_and_history_failing_is_unknown_never_expired(
+    fake: FakeRpc, chain: StubChain, sender: Sender
+) -> None:
+    failing_statuses(fake)
+    failing_statuses(fake, "getTransaction")
+    chain.height, chain.height_step = LAST_VALID - 3, 1
+    result = await run(sender, [cleanup(1)])
+    assert result.outcome is SendOutcome.UNKNOWN
+    assert result.blockhash_expired
+    assert result.may_have_landed
+    assert result.fee_paid_lamports == 0  # not known to be paid; a budget counts it anyway
+
+
+async def test_statuses_failing_without_ever_expiring_ends_unknown_not_abandoned(
+    fake: FakeRpc, chain: StubChain, sender: Sender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("keeper.chain.broadcast.MAX_POLL_FAILURES", 3)
+    failing_statuses(fake)
+    chain.land_after_sends = None  # history has nothing either
+    result = await run(sender, [cleanup(1)])
+    assert result.outcome is SendOutcome.UNKNOWN
+    assert not result.blockhash_expired  # it may still land
+
+
+async def test_null_statuses_and_null_history_after_expiry_is_expired(
+    fake: FakeRpc, chain: StubChain, sender: Sender
+) -> None:
+    chain.land_after_sends = None
+    chain.height, chain.height_step = LAST_VALID - 3, 1
+    result = await run(sender, [cleanup(1)])
+    assert result.outcome is SendOutcome.EXPIRED
+    assert fake.count("getTransaction") == 1  # history agreed before giving it up

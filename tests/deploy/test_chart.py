@@ -443,3 +443,54 @@ def test_readme_shows_each_example_values_file_verbatim() -> None:
     readme = (CHART / "README.md").read_text()
     for example in EXAMPLES:
         assert example.read_text().strip() in readme, f"{example.name} differs from the README"
+
+
+# --------------------------------------------------------------------------- NetworkPolicy
+
+NETWORK_POLICY = CHART / "ci" / "network-policy-values.yaml"
+
+
+def test_no_network_policy_by_default(helm: Path) -> None:
+    assert by_kind(render(helm), "NetworkPolicy") == []
+
+
+def test_network_policy_admits_only_the_chosen_peers_to_the_metrics_port(
+    helm: Path, kubernetes_validate: Any
+) -> None:
+    manifests = render(helm, [NETWORK_POLICY])
+    policy = one(manifests, "NetworkPolicy")
+    kubernetes_validate.validate(policy, KUBERNETES_VERSION, strict=True)
+    pod = one(manifests, "Deployment")["spec"]["template"]
+    selected = policy["spec"]["podSelector"]["matchLabels"]
+    assert selected.items() <= pod["metadata"]["labels"].items()
+    assert policy["metadata"]["namespace"] == one(manifests, "Deployment")["metadata"]["namespace"]
+    (rule,) = policy["spec"]["ingress"]
+    container_ports = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert [p["port"] for p in rule["ports"]] == ["metrics"]
+    assert "metrics" in container_ports
+    values = yaml.safe_load(NETWORK_POLICY.read_text())["networkPolicy"]
+    assert rule["from"] == values["ingressFrom"]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["egress"] == values["egress"]
+
+
+def test_network_policy_without_peers_denies_all_ingress_and_leaves_egress_open(
+    helm: Path, kubernetes_validate: Any
+) -> None:
+    policy = one(render(helm, sets=["networkPolicy.enabled=true"]), "NetworkPolicy")
+    kubernetes_validate.validate(policy, KUBERNETES_VERSION, strict=True)
+    assert policy["spec"]["ingress"] == []
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress not restricted
+    assert "egress" not in policy["spec"]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "networkPolicy.ingressFrom[0].namespace=monitoring",
+        "networkPolicy.allowAll=true",
+    ],
+)
+def test_schema_rejects_unknown_network_policy_keys(helm: Path, setting: str) -> None:
+    out = run([helm, "template", "k", CHART, "--set", setting], check=False)
+    assert "additional properties" in out

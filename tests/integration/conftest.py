@@ -28,12 +28,14 @@ class KeeperCli:
     chain: LocalChain
     keypair: Path
     env: dict[str, str]
+    rpc_url: str | None = None  # default: the chain's own URL (else e.g. a hostile proxy's)
 
     def invoke(self, *args: str, extra_env: dict[str, str] | None = None) -> Result:
         runner = CliRunner()
         command = [*args]
         if args and args[0] in {"run", "check"}:
-            command += ["--config", str(LOCAL_PROFILE), "--rpc-url", self.chain.url]
+            url = self.rpc_url or self.chain.url
+            command += ["--config", str(LOCAL_PROFILE), "--rpc-url", url]
             command += ["--keypair", str(self.keypair)]
         return runner.invoke(main, command, env={**self.env, **(extra_env or {})})
 

@@ -165,6 +165,23 @@ def test_claim_into_an_existing_run_is_already_in_use(s: Setup) -> None:
     assert outcome.logs[-1] == f"Program {SYSTEM_PROGRAM} failed: custom program error: 0x0"
 
 
+def test_a_repeated_claim_with_the_same_run_key_fails_and_leaves_the_first_run(
+    s: Setup,
+) -> None:
+    """What makes the keeper's claims idempotent: `init` of the run it created before fails."""
+    job = s.job()
+    sandbox = s.sandbox()
+    assert sandbox.execute(s.claim(job), unix_timestamp=NOW).ok
+    first = sandbox.accounts[s.run_key]
+    payer_before = sandbox.accounts[s.node].lamports
+
+    outcome = sandbox.execute(s.claim(job), unix_timestamp=NOW + 60)
+
+    assert_rejected(outcome, "AccountAlreadyInUse", 0)
+    assert sandbox.accounts[s.run_key] == first  # still the first run, its time unchanged
+    assert sandbox.accounts[s.node].lamports == payer_before  # no second rent
+
+
 def test_claim_needs_the_run_to_sign(s: Setup) -> None:
     job = s.job()
     outcome = s.sandbox().execute(reflag(s.claim(job), RUN, is_signer=False))

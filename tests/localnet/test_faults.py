@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 
 import httpx
@@ -109,6 +110,57 @@ async def test_dropped_transactions_return_a_signature_but_never_land(toy_chain,
     assert found[0] is None
     assert found[1] is not None
     assert chain_kit.balance(wallet) == before + 20
+
+
+async def past_the_land_delay(chain) -> None:
+    """Sleep past the delay on the chain's own loop: its landing timers fire first."""
+    await asyncio.sleep(chain.faults.land_delay_seconds + 0.05)
+    assert chain.landing() == 0
+
+
+async def test_land_delay_holds_a_transaction_then_lands_it_once(toy_chain, chain_kit, client):
+    toy_chain.set_faults(land_delay_ms=300)
+    wallet = chain_kit.label("wallet")
+    before = chain_kit.balance(wallet)
+    raw = bytes(chain_kit.tx(chain_kit.transfer(wallet, 10)))
+
+    sig = (await client.send_raw_transaction(raw, opts=TxOpts(skip_preflight=True))).value
+    again = (await client.send_raw_transaction(raw, opts=TxOpts(skip_preflight=True))).value
+
+    assert again == sig
+    assert (await client.get_signature_statuses([sig])).value[0] is None
+    assert chain_kit.balance(wallet) == before
+    assert toy_chain.landing() == 1  # the re-send is the same transaction on its way
+    await past_the_land_delay(toy_chain)
+    assert (await client.get_signature_statuses([sig])).value[0] is not None
+    assert chain_kit.balance(wallet) == before + 10  # landed once
+
+
+async def test_land_delay_runs_against_the_ledger_as_it_is_when_landing(toy_chain, chain_kit):
+    toy_chain.set_faults(land_delay_ms=200)
+    data_b = chain_kit.label("data_b")
+    close = bytes(chain_kit.tx(chain_kit.close(data_b, chain_kit.label("wallet"))))
+    sig = chain_kit.node.send_transaction(close, skip_preflight=True)
+    toy_chain.close_account(data_b)  # closed by someone else before it lands
+
+    await past_the_land_delay(toy_chain)
+    record = chain_kit.node.ledger.transaction(sig)
+    assert record is not None
+    assert record.err is not None  # it ran against the account as it is now: gone
+
+
+async def test_land_delay_past_the_blockhash_lifetime_never_lands(toy_chain, chain_kit):
+    toy_chain.set_faults(land_delay_ms=200)
+    wallet = chain_kit.label("wallet")
+    before = chain_kit.balance(wallet)
+    sig = chain_kit.node.send_transaction(
+        bytes(chain_kit.tx(chain_kit.transfer(wallet, 10))), skip_preflight=True
+    )
+    toy_chain.advance_slots(200)  # its blockhash expires while it is on its way
+
+    await past_the_land_delay(toy_chain)
+    assert chain_kit.node.ledger.transaction(sig) is None
+    assert chain_kit.balance(wallet) == before
 
 
 async def test_drop_every_nth_send(toy_chain, chain_kit):

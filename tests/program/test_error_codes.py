@@ -89,7 +89,13 @@ def test_named_constants() -> None:
 
 def test_unknown_codes_have_no_name() -> None:
     assert error_names(6019 + 100) == ()
-    assert error_names(1) == ()
+    assert error_names(2) == ()
+
+
+def test_the_system_programs_errors_from_a_claims_init_are_named() -> None:
+    """A claim creates its run through the System program: its errors come back as Custom."""
+    assert error_names(0) == ("AccountAlreadyInUse",)
+    assert error_names(1) == ("ResultWithNegativeLamports",)
 
 
 def test_anchor_names_agree_with_anchorpy() -> None:
