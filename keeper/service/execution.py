@@ -189,6 +189,8 @@ class Executor:
     budget: budget.FeeBudget
     monotonic: Callable[[], float] = time.monotonic
     trust: Trust | None = None
+    # The leadership fence (service.leadership): asked again right before every send starts.
+    may_send: Callable[[], bool] = lambda: True
     _busy: set[Pubkey] = field(default_factory=set)
 
     async def execute(
@@ -199,6 +201,8 @@ class Executor:
         window = self.settings.send.retry_window_seconds
         bounds = SendBounds(asyncio.get_running_loop().time() + window, deadline)
         actions = [a for a in plan.actions if a.account not in self._busy][:limit]
+        if self._standby(actions, report):
+            return False
         batches = pack(
             actions,
             program_id=self.identity.program_id,
@@ -425,6 +429,8 @@ class Executor:
             self._cut(actions, bounds, report)
             return []
         instructions, signers = build_instructions(actions, self.identity)
+        if self._standby(actions, report):
+            return []
         try:
             # Not under _by: at the deadline the sender itself stops, and a transaction
             # already out comes back `abandoned` (counted) instead of being lost.
@@ -566,6 +572,14 @@ class Executor:
             reason=str(action.reason),
             signature=str(result.signature),
         )
+
+    def _standby(self, actions: Sequence[Action], report: PassReport) -> bool:
+        """True (and counted in the report) when this keeper may not start a send now."""
+        if not actions or self.may_send():
+            return False
+        report.skipped["standby"] += len(actions)
+        log.info("standby: not sending", actions=len(actions))
+        return True
 
     def _skip(self, action: Action, reason: Reason, report: PassReport) -> None:
         report.skipped[str(reason)] += 1

@@ -23,6 +23,8 @@ Check = Callable[[], Awaitable[str | None]]  # None when healthy, else what is w
 class Readiness:
     checks: Mapping[str, Check]
     cache_seconds: float = 5.0
+    # "leader" or "standby" (service.leadership): a standby is ready, and says so.
+    role: Callable[[], str] = lambda: "leader"
     _cached_at: float = field(default=-1e9, init=False)
     _failures: dict[str, str] = field(default_factory=dict, init=False)
 
@@ -53,7 +55,12 @@ def build_app(metrics: Metrics, readiness: Readiness) -> web.Application:
     async def readyz(_request: web.Request) -> web.Response:
         failures = await readiness.failures()
         status = 200 if not failures else 503
-        body = {"ready": not failures, "failing": failures, "checks": sorted(readiness.checks)}
+        body = {
+            "ready": not failures,
+            "failing": failures,
+            "checks": sorted(readiness.checks),
+            "role": readiness.role(),
+        }
         return web.json_response(body, status=status)
 
     app = web.Application()

@@ -243,6 +243,23 @@ class Metrics:
         )
         for kind in SCANNED_KINDS:  # present from the start: a rate of zero, not no data
             self.scan_duplicates.labels(kind=kind)
+        self.leader = Gauge(
+            f"{p}_leader",
+            "1 while this keeper holds the lease and may send, else 0 (1 without election).",
+            registry=r,
+        )
+        self.leadership_transitions = Counter(
+            f"{p}_leadership_transitions_total",
+            "Changes of this keeper's leadership, by change (acquired, lost, released).",
+            ["change"],
+            registry=r,
+        )
+        self.lease_renew_failures = Counter(
+            f"{p}_lease_renew_failures_total",
+            "Failed lease renewals by the leader, by reason (timeout, conflict, api_error).",
+            ["reason"],
+            registry=r,
+        )
 
     def record_backlog(
         self,

@@ -24,7 +24,7 @@ from keeper.chain.clock import chain_time
 from keeper.chain.endpoints import FailoverRpc
 from keeper.chain.rpc import RpcClient
 from keeper.chain.sender import Sender
-from keeper.errors import KeeperError
+from keeper.errors import ConfigError, KeeperError
 from keeper.service import discovery
 from keeper.service.context import (
     NO_VERIFY_WARNING,
@@ -45,6 +45,13 @@ from keeper.service.execution import (
     waiting_line,
 )
 from keeper.service.health import Readiness, build_app, start_http
+from keeper.service.leadership import (
+    Leadership,
+    LeaseElector,
+    SoleKeeper,
+    start_election,
+    stop_election,
+)
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings, TaskSettings
 from keeper.service.trust import ClockGuard, Trust, Verifier
@@ -78,6 +85,7 @@ class Keeper:
     executor: Executor | None = None
     last_success: dict[Task, float] = field(default_factory=dict)
     last_started: dict[Task, float] = field(default_factory=dict)  # monotonic, per task
+    leadership: Leadership = field(default_factory=SoleKeeper)
 
     async def start(self) -> None:
         self.metrics.build_info.info({"version": __version__})
@@ -127,6 +135,7 @@ class Keeper:
             sender,
             budget.FeeBudget(limit=self.settings.fees.hourly_budget_lamports),
             trust=self.trust,
+            may_send=self._may_send,
         )
 
     def _trust(self) -> Trust:
@@ -151,6 +160,13 @@ class Keeper:
             await self.rpc.aclose()
         for client in self.verify:
             await client.aclose()
+
+    # Late-bound: the election starts after the checks, and replaces ``leadership`` then.
+    def _may_send(self) -> bool:
+        return self.leadership.may_send()
+
+    def _role(self) -> str:
+        return self.leadership.role()
 
     def _scope(self) -> discovery.Scope:
         assert self.rpc is not None
@@ -425,7 +441,7 @@ class Keeper:
         }
         for task in self.enabled_tasks():
             checks[f"task_{task}"] = self._task_check(task)
-        return Readiness(checks)
+        return Readiness(checks, role=self._role)
 
     def _task_check(self, task: Task) -> Callable[[], Awaitable[str | None]]:
         limit = self.task_settings(task).interval_seconds * (
@@ -483,6 +499,12 @@ class Summary:
 async def run_once(keeper: Keeper) -> Summary:
     """Every enabled task once (waiting for confirmations): one shared read, then the tasks
     send concurrently: one task's slow or dropped sends never hold back another's."""
+    if keeper.settings.leader_election.enabled and not keeper.dry_run:
+        raise ConfigError(
+            "--once does not take part in leader election: it would send beside the leader",
+            hint="add --dry-run, or set KEEPER_LEADER_ELECTION_ENABLED=false when no other "
+            "keeper runs",
+        )
     try:
         await keeper.start()
         reports = await keeper.run_tasks(keeper.enabled_tasks())
@@ -500,6 +522,7 @@ async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await keeper.start()
+        election = await _elect(keeper)
     except BaseException:
         await keeper.close()
         raise
@@ -524,8 +547,20 @@ async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
         await stop.wait()
         log.info("shutting down", deadline_s=keeper.settings.send.shutdown_deadline_seconds)
     finally:
+        if election is not None:  # no send starts now; the standby may take over at once
+            await stop_election(*election)
         scheduler.shutdown(wait=False)
         await keeper.close()
         await http.cleanup()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+async def _elect(keeper: Keeper) -> tuple[LeaseElector, asyncio.Task[None]] | None:
+    """Start contending for the lease when leader election is on (a standby until won)."""
+    if not keeper.settings.leader_election.enabled:
+        keeper.metrics.leader.set(1)
+        return None
+    elector, task = await start_election(keeper.settings.leader_election, keeper.metrics)
+    keeper.leadership = elector
+    return elector, task

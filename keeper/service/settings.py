@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -243,6 +250,64 @@ class LogSettings(Group):
     )
 
 
+class LeaderElectionSettings(Group):
+    """One sender among replicas: a coordination.k8s.io/v1 Lease (see the README's deploy)."""
+
+    enabled: bool = Field(
+        False,
+        description="Send only while holding the Lease; followers plan and report but sign "
+        "nothing. Off outside Kubernetes (one keeper); the Helm chart turns it on.",
+    )
+    lease_name: str = Field(
+        "nosana-keeper",
+        min_length=1,
+        max_length=253,
+        description="Name of the Lease the replicas contend for (the chart: its full name).",
+    )
+    namespace: str | None = Field(
+        None,
+        description="Namespace of the Lease; default: the pod's, read from the "
+        "service-account namespace file (the chart sets it from the downward API).",
+    )
+    identity: str | None = Field(
+        None,
+        description="This keeper's name in the Lease (holderIdentity); default: the host "
+        "name, which is the pod's name (the chart sets it from the downward API).",
+    )
+    lease_duration_seconds: int = Field(
+        15,
+        ge=1,
+        description="How long (s) followers wait after the last renewal they saw before "
+        "taking over a silent leader. client-go's default.",
+    )
+    renew_deadline_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="The leader stops sending when its last renewal is this old (s); it is "
+        "also the timeout of every API call. Below the lease duration, so the leader stops "
+        "before anyone may take over.",
+    )
+    retry_period_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between renewals by the leader and attempts by followers: a "
+        "released lease is taken over within one period.",
+    )
+    kubeconfig: Path | None = Field(
+        None,
+        description="kubeconfig file for reaching the API server from outside a cluster "
+        "(tests, a workstation); default: the pod's in-cluster service-account config.",
+    )
+
+    @model_validator(mode="after")
+    def _timings_nest(self) -> LeaderElectionSettings:
+        if not self.retry_period_seconds < self.renew_deadline_seconds:
+            raise ValueError("retry_period_seconds must be below renew_deadline_seconds")
+        if not self.renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError("renew_deadline_seconds must be below lease_duration_seconds")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the keeper can be told. See config/keeper.yaml for a commented copy."""
 
@@ -280,6 +345,7 @@ class Settings(BaseSettings):
     send: SendSettings = SendSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     log: LogSettings = LogSettings()
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
 
     _check_keys = field_validator("program_id", "market_admin", "nos_mint")(_pubkey)
 
