@@ -171,7 +171,9 @@ class LeaseElector:
     async def attempt(self) -> None:
         """One try to acquire or renew, bounded so it ends before the renew deadline."""
         started = self.monotonic()
-        was_leader = self.may_send()
+        if self.remaining_s() <= 0:
+            self._renewed_at = None  # the lease ran out: from here on a follower's attempt
+        was_leader = self._renewed_at is not None
         try:
             async with asyncio.timeout(self._attempt_budget(started)):
                 ours = await self._try_acquire_or_renew(started)

@@ -260,6 +260,11 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # Every change and reason at 0 from the start: a rate over them is 0, not absent.
+        for change in ("acquired", "lost", "released"):
+            self.leadership_transitions.labels(change=change)
+        for reason in ("timeout", "conflict", "api_error"):
+            self.lease_renew_failures.labels(reason=reason)
 
     def record_backlog(
         self,

@@ -154,10 +154,12 @@ def test_defaults_are_secure_and_quiet(helm: Path) -> None:
     assert len(by_kind(manifests, "ConfigMap")) == 1, "the dashboard ConfigMap is opt-in"
     deployment = one(manifests, "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    # Two replicas, one sender: leader election on, so rolling updates never leave a gap.
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     pod = spec["template"]["spec"]
-    assert pod["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is True  # for the Lease, and only for it
     assert one(manifests, "ServiceAccount")["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001
@@ -173,6 +175,80 @@ def test_defaults_are_secure_and_quiet(helm: Path) -> None:
     # No keypair Secret named: nothing to sign with, so the keeper only reports.
     assert "--dry-run" in container["args"]
     assert not [v for v in pod["volumes"] if "secret" in v]
+
+
+def test_without_leader_election_one_keeper_no_token_no_role(helm: Path) -> None:
+    manifests = render(
+        helm, sets=["leaderElection.enabled=false", "replicaCount=1", "keypair.existingSecret=k"]
+    )
+    spec = one(manifests, "Deployment")["spec"]
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["template"]["spec"]["automountServiceAccountToken"] is False
+    assert not {m["kind"] for m in manifests} & {"Role", "RoleBinding", "PodDisruptionBudget"}
+    env = spec["template"]["spec"]["containers"][0]["env"]
+    assert not [e for e in env if e["name"].startswith("KEEPER_LEADER_ELECTION")]
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["replicaCount=2"],
+        ["replicaCount=1", "strategy.type=RollingUpdate"],
+    ],
+)
+def test_two_senders_without_leader_election_are_refused(helm: Path, sets: list[str]) -> None:
+    args = ["leaderElection.enabled=false", "keypair.existingSecret=k", *sets]
+    out = run([helm, "template", "k", CHART, *helm_args(sets=args)], check=False)
+    assert "needs leaderElection.enabled=true" in out
+
+
+def test_leader_election_objects(
+    helm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifests = render(helm, sets=["keypair.existingSecret=k"], release="keeper")
+    name = "keeper-nosana-keeper"
+    role = one(manifests, "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update", "patch"],
+        }
+    ]
+    binding = one(manifests, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": "nosana"}]
+    pdb = one(manifests, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    deployment = one(manifests, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"] == deployment["spec"]["selector"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["KEEPER_LEADER_ELECTION_NAMESPACE"]["valueFrom"]["fieldRef"] == {
+        "fieldPath": "metadata.namespace"
+    }
+    assert env["KEEPER_LEADER_ELECTION_IDENTITY"]["valueFrom"]["fieldRef"] == {
+        "fieldPath": "metadata.name"
+    }
+    config_file = tmp_path / "keeper.yaml"
+    config_file.write_text(one(manifests, "ConfigMap")["data"]["keeper.yaml"])
+    _clean_keeper_env(monkeypatch)
+    election = load_settings(config_file=config_file).leader_election
+    assert election.enabled is True
+    assert election.lease_name == name
+
+
+def test_pdb_api_follows_the_cluster(helm: Path) -> None:
+    def pdb(version: str) -> str:
+        out = run([helm, "template", "k", CHART, "--kube-version", version])
+        docs = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "PodDisruptionBudget"]
+        return str(docs[0]["apiVersion"])
+
+    assert pdb("1.20.2") == "policy/v1beta1"
+    assert pdb("1.33.0") == "policy/v1"
 
 
 def test_keypair_is_mounted_read_only_from_the_named_secret(helm: Path) -> None:

@@ -36,6 +36,8 @@ REQUIRED_METRICS = {
     "nosana_keeper_orphan_jobs",
     "nosana_keeper_backlog_actions",  # the backlog beyond max_actions_per_pass
     "nosana_keeper_backlog_lamports",
+    "nosana_keeper_leader",  # which replica sends
+    "nosana_keeper_lease_renew_failures_total",
 }
 _SELECTOR = re.compile(r"\b(nosana_keeper_[a-z0-9_]+|up)(\{[^}]*\})?")
 

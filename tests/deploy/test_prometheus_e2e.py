@@ -65,6 +65,9 @@ def _advance(metrics: Metrics, step: int) -> None:
         metrics.priority_fee_fallbacks.inc()
     for cause in ("balance_floor", "fee_budget"):
         metrics.sending_paused.labels(cause=cause).set(0)
+    metrics.leader.set(1)
+    metrics.leadership_transitions.labels(change="acquired").inc(step % 2)
+    metrics.lease_renew_failures.labels(reason="timeout").inc(step % 3 == 0)
     for i, task in enumerate(TASKS):
         metrics.scans.labels(task=task, outcome="ok").inc()
         metrics.scan_duration.labels(task=task).observe(0.4 + i)

@@ -115,6 +115,8 @@ def test_every_alert_is_documented() -> None:
         "prometheusRule.keeperDown.for=15m",
         "prometheusRule.chainClockAhead.for=15m",
         "prometheusRule.rpcEndpointDown.for=30m",
+        "prometheusRule.noLeader.for=10m",
+        "prometheusRule.manyLeaders.for=5m",
     ],
 )
 def test_unit_tests_notice_a_changed_threshold(

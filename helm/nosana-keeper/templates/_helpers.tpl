@@ -103,6 +103,12 @@ The keeper's YAML config: values.config, with the node keypair path set when one
 {{- $nodePath := printf "%s/%s" (trimSuffix "/" .Values.nodeKeypair.mountPath) .Values.nodeKeypair.key }}
 {{- $_ := set $config.claim "node_keypair" $nodePath }}
 {{- end }}
+{{- if .Values.leaderElection.enabled }}
+{{- $_ := set $config.leader_election "enabled" true }}
+{{- if eq $config.leader_election.lease_name "nosana-keeper" }}
+{{- $_ := set $config.leader_election "lease_name" (include "nosana-keeper.fullname" .) }}
+{{- end }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
@@ -111,4 +117,42 @@ The metrics port the container listens on.
 */}}
 {{- define "nosana-keeper.metricsPort" -}}
 {{- .Values.config.metrics.port | int }}
+{{- end }}
+
+{{/*
+The Deployment strategy: as set, else RollingUpdate with leader election (a standby is up
+before the old leader stops) and Recreate without it (two senders never overlap).
+*/}}
+{{- define "nosana-keeper.strategy" -}}
+{{- $strategy := .Values.strategy }}
+{{- if not $strategy }}
+{{- if .Values.leaderElection.enabled }}
+{{- $strategy = dict "type" "RollingUpdate" "rollingUpdate" (dict "maxSurge" 1 "maxUnavailable" 0) }}
+{{- else }}
+{{- $strategy = dict "type" "Recreate" }}
+{{- end }}
+{{- end }}
+{{- toYaml $strategy }}
+{{- end }}
+
+{{/*
+Refuse what would let two keepers send at once: several replicas, or overlapping ones
+during a rollout, without leader election (a dry run sends nothing, so it may).
+*/}}
+{{- define "nosana-keeper.validate" -}}
+{{- if and (not .Values.leaderElection.enabled) (not (include "nosana-keeper.dryRun" .)) }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled=true: two keepers would both send (set replicaCount=1, or enable leader election)" }}
+{{- end }}
+{{- if eq (include "nosana-keeper.strategy" . | fromYaml).type "RollingUpdate" }}
+{{- fail "strategy RollingUpdate needs leaderElection.enabled=true: old and new keepers would both send during a rollout (use Recreate, or enable leader election)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The PodDisruptionBudget API: policy/v1 from Kubernetes 1.21, policy/v1beta1 before.
+*/}}
+{{- define "nosana-keeper.pdbApiVersion" -}}
+{{- if or (.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget") (semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version) }}policy/v1{{ else }}policy/v1beta1{{ end }}
 {{- end }}

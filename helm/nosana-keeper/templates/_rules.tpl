@@ -153,6 +153,26 @@ groups:
           {{- with $r.runbookUrl }}
           runbook_url: {{ printf "%s#nosanakeeperbackloggrowing" . }}
           {{- end }}
+      - alert: NosanaKeeperNoLeader
+        expr: sum by (namespace, job) (nosana_keeper_leader) == 0
+        for: {{ $r.noLeader.for }}
+        {{- include "nosana-keeper.alertLabels" (list . $r.noLeader.severity) | nindent 8 }}
+        annotations:
+          summary: no nosana-keeper leads, nothing is sent
+          description: {{ `The keepers of {{ $labels.job }} ({{ $labels.namespace }}) are all standby: none holds the Lease, so nothing is sent. Is the Kubernetes API reachable, and may the ServiceAccount update the Lease?` | quote }}
+          {{- with $r.runbookUrl }}
+          runbook_url: {{ printf "%s#nosanakeepernoleader" . }}
+          {{- end }}
+      - alert: NosanaKeeperManyLeaders
+        expr: sum by (namespace, job) (nosana_keeper_leader) > 1
+        for: {{ $r.manyLeaders.for }}
+        {{- include "nosana-keeper.alertLabels" (list . $r.manyLeaders.severity) | nindent 8 }}
+        annotations:
+          summary: more than one nosana-keeper leads
+          description: {{ `{{ $value }} keepers of {{ $labels.job }} ({{ $labels.namespace }}) say they lead: they may send the same actions. Are several releases sharing one job label, or is leader election off with several replicas?` | quote }}
+          {{- with $r.runbookUrl }}
+          runbook_url: {{ printf "%s#nosanakeepermanyleaders" . }}
+          {{- end }}
 {{- end }}
 
 {{/*
