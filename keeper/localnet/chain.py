@@ -24,7 +24,7 @@ from solders.hash import Hash
 
 from keeper.localnet.clock import ChainClock
 from keeper.localnet.faults import FaultConfig, Faults
-from keeper.localnet.ledger import Ledger
+from keeper.localnet.ledger import Ledger, TransactionRecord
 from keeper.localnet.node import Node
 from keeper.localnet.runtime import Runtime
 from keeper.localnet.server import RpcServer
@@ -272,6 +272,10 @@ class LocalChain:
 
     def get_account(self, key: Pubkey) -> Account | None:
         return self._on_loop(lambda: self.ledger.get(key))
+
+    def transactions(self) -> list[TransactionRecord]:
+        """The chain's transaction log: every landed transaction, in order."""
+        return self._on_loop(self.ledger.records)
 
     def close_account(self, key: Pubkey) -> bool:
         """Remove an account, as its owner closing it would (a market closed by its admin)."""

@@ -138,6 +138,10 @@ class Ledger:
     def transaction(self, signature: Signature) -> TransactionRecord | None:
         return self._transactions.get(signature)
 
+    def records(self) -> list[TransactionRecord]:
+        """Every landed transaction, in the order it landed."""
+        return list(self._transactions.values())
+
     def signature_status(
         self, signature: Signature, *, search_history: bool
     ) -> TransactionRecord | None:
