@@ -12,6 +12,7 @@ where it fails: CI must run these.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -23,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -118,6 +120,11 @@ class Process:
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
 
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
     def stop(self) -> None:
         if self.popen is None or self.popen.poll() is not None:
             return
@@ -199,6 +206,21 @@ class KubeApi:
             pytest.fail(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr}")
         return done.stdout if check else done.stdout + done.stderr
 
+    def get_json(self, path: str) -> dict[str, Any] | None:
+        """GET ``path`` as the admin; None on 404."""
+        context = ssl.create_default_context(cafile=str(self.ca))
+        request = urllib.request.Request(
+            f"{self.url}{path}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:
+                loaded: dict[str, Any] = json.loads(response.read())
+                return loaded
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+
     def ready(self) -> bool:
         context = ssl.create_default_context(cafile=str(self.ca))
         request = urllib.request.Request(
@@ -222,8 +244,8 @@ class KubeApi:
         pytest.fail(f"kube-apiserver not ready:\n{self.processes['kube-apiserver'].tail()}")
 
     def stop_server(self) -> None:
-        """An outage: kube-apiserver stops (etcd keeps the state)."""
-        self.processes["kube-apiserver"].stop()
+        """An outage: kube-apiserver is gone at once (killed; etcd keeps the state)."""
+        self.processes["kube-apiserver"].kill()
 
     def start_server(self) -> None:
         self.processes["kube-apiserver"].start()
