@@ -108,7 +108,7 @@ enable_deb_src() {
   : >"$list"
   local file
   for file in /etc/apt/sources.list.d/*.sources; do
-    [[ "$file" == "$list" ]] && continue
+    [[ -f "$file" && "$file" != "$list" ]] || continue
     sed 's/^Types: deb$/Types: deb-src/' "$file" >>"$list"
     printf '\n' >>"$list"
   done
