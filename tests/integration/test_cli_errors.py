@@ -138,3 +138,30 @@ def test_a_web_server_is_not_a_json_rpc_endpoint_at_once(cli: KeeperCli, web_ser
     assert "unreachable" not in result.stderr
     assert "rpc retry" not in result.stderr  # said at once, not after retries
     assert snapshot(cli.chain) == before
+
+
+def test_once_refuses_to_send_beside_an_elected_leader(cli: KeeperCli) -> None:
+    before = cli.chain.transactions()
+    result = cli.invoke("run", "--once", extra_env={"KEEPER_LEADER_ELECTION_ENABLED": "true"})
+    assert result.exit_code == 2, result.output
+    assert "error: --once does not take part in leader election" in result.stderr
+    assert "fix: add --dry-run" in result.stderr
+    assert cli.chain.transactions() == before
+
+
+def test_election_without_a_way_to_the_api_server_stops_with_the_fix(
+    cli: KeeperCli, tmp_path: Path
+) -> None:
+    before = cli.chain.transactions()
+    result = cli.invoke(
+        "run",
+        extra_env={
+            "KEEPER_LEADER_ELECTION_ENABLED": "true",
+            "KEEPER_LEADER_ELECTION_KUBECONFIG": str(tmp_path / "absent.kubeconfig"),
+            "KEEPER_METRICS_PORT": "0",
+        },
+    )
+    assert result.exit_code == 2, result.output
+    assert "error: leader election cannot reach the Kubernetes API" in result.stderr
+    assert "fix: " in result.stderr
+    assert cli.chain.transactions() == before
