@@ -184,6 +184,9 @@ class LeaseElector:
             self._failed(was_leader, "conflict")
         except (ApiException, aiohttp.ClientError, OSError, ValueError) as error:
             self._failed(was_leader, "api_error", error)
+        except Exception as error:  # the loop must outlive any client surprise
+            log.exception("lease attempt crashed", lease=self.settings.lease_name)
+            self._failed(was_leader, "api_error", error)
         else:
             self._renewed_at = started if ours else None
 

@@ -267,3 +267,18 @@ def test_timings_must_nest() -> None:
         LeaderElectionSettings(lease_duration_seconds=5, renew_deadline_seconds=5)
     with pytest.raises(ValueError, match="retry_period"):
         LeaderElectionSettings(renew_deadline_seconds=2, retry_period_seconds=2)
+
+
+async def test_an_unexpected_client_error_neither_kills_the_loop_nor_keeps_sending() -> None:
+    clock = Clock()
+    leases = MemoryLeases(clock)
+    a = elector(leases, "a")
+    await a.attempt()
+
+    async def broken(_timeout_s: float) -> StoredLease | None:
+        raise RuntimeError("a surprise from the client")
+
+    leases.get = broken  # type: ignore[method-assign]
+    await a.attempt()  # logged and counted, not raised
+    clock.now += SETTINGS.renew_deadline_seconds
+    assert not a.may_send()
