@@ -67,13 +67,13 @@ def serve_pages(fake: FakeRpc, pages: list[dict[str, Any]]) -> None:
         pages[i]["paginationKey"]: pages[i + 1] for i in range(len(pages) - 1)
     }
 
-    def handler(params: list[Any]) -> Any:  # noqa: ANN401 - JSON
+    def handler(params: list[Any]) -> Any:
         return by_key[params[1].get("paginationKey")]
 
     fake.on(METHOD, handler)
 
 
-async def collect(rpc: RpcClient, **kwargs: Any) -> list[AccountChunk]:  # noqa: ANN401
+async def collect(rpc: RpcClient, **kwargs: Any) -> list[AccountChunk]:
     options: dict[str, Any] = {"record_size": RECORD, "chunk_size": 1000, "page_limit": 5}
     options.update(kwargs)
     return [

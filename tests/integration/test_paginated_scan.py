@@ -26,14 +26,14 @@ V2 = "getProgramAccountsV2"
 PAGED = {"KEEPER_RPC_SCAN_METHOD": "paginated", "KEEPER_RPC_SCAN_PAGE_LIMIT": "7"}
 
 
-def control(chain: LocalChain, method: str, *params: object) -> Any:  # noqa: ANN401 - JSON
+def control(chain: LocalChain, method: str, *params: object) -> Any:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
     answer = httpx.post(chain.url, json=body, timeout=30).json()
     assert "error" not in answer, answer
     return answer["result"]
 
 
-def plan_lines(result: Any) -> list[str]:  # noqa: ANN401 - a click Result
+def plan_lines(result: Any) -> list[str]:
     return sorted(json.dumps(line, sort_keys=True) for line in actions(result))
 
 
