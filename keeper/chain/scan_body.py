@@ -11,6 +11,12 @@ Two parsers, one contract (``feed`` bytes, ``finish``, chunks out):
   account. A run it cannot account for exactly (a count that does not add up) is parsed
   by the standard library instead; a body of another shape goes to ``LibraryParser``
   whole. tests/chain/test_scan_body.py holds both parsers to the same output.
+
+Both read one of two envelopes (a ``Frame``): getProgramAccounts' (``result`` is the array)
+and getProgramAccountsV2's (``result`` is ``{"context", "accounts": [...],
+"paginationKey"}``); a V2 page's ``paginationKey`` and context slot land in ``values``.
+Several bodies (the pages of one scan) may share one ``ChunkBuilder``: ``end`` leaves its
+last partial chunk for the next body, so keys stay de-duplicated across the pages.
 """
 
 from __future__ import annotations
@@ -48,6 +54,16 @@ _SEPARATOR: Final = b"},{"
 _MEMBER = rb'\s*"(?:jsonrpc|id)"\s*:\s*(?:"[^"\\{}\[\]]*"|-?\d+|null)\s*'
 _RESULT_START: Final = re.compile(rb"\s*\{(?:" + _MEMBER + rb",)*\s*\"result\"\s*:\s*\[")
 _RESULT_END: Final = re.compile(rb"\s*\](?:\s*," + _MEMBER + rb")*\s*\}\s*")
+# A V2 page: ``"result":{"context":{...},"accounts":[`` ... ``],"paginationKey":...}``.
+_V2_VALUE = rb'(?:null|"[^"\\]*"|\{[^{}]*\})'
+_V2_START: Final = re.compile(
+    rb"\s*\{(?:" + _MEMBER + rb",)*\s*\"result\"\s*:\s*\{"
+    rb'(?P<members>(?:\s*"context"\s*:\s*\{[^{}]*\}\s*,)?)\s*"accounts"\s*:\s*\['
+)
+_V2_END: Final = re.compile(
+    rb'\s*\](?P<members>(?:\s*,\s*"(?:paginationKey|context)"\s*:\s*' + _V2_VALUE + rb")*)"
+    rb"\s*\}(?:\s*," + _MEMBER + rb")*\s*\}\s*"
+)
 _PUBKEY: Final = re.compile(rb'"pubkey"\s*:\s*"([^"]*)"')
 _DATA: Final = re.compile(rb'"data"\s*:\s*\[\s*"([^"]*)"\s*,\s*"base64"\s*\]')
 _SPACE: Final = re.compile(rb'"space"\s*:\s*(\d+)')
@@ -89,11 +105,68 @@ class AccountChunk:
         return np.frombuffer(self.spaces, dtype="<u4").astype(np.uint32)
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Where a method's answer keeps its accounts (and, for V2, its page's values).
+
+    ``items``: the ijson prefix of one account; ``start``/``end``: the compact head up to
+    the array's ``[`` and the tail from its ``]``, each with an optional ``members`` group
+    (JSON object members beside the array); ``head_braces``: the ``{`` a head holds;
+    ``restart``: the head handed to the library parser mid-body; ``extras``: ijson
+    prefixes captured into ``values`` under their last name.
+    """
+
+    items: str
+    start: re.Pattern[bytes]
+    end: re.Pattern[bytes]
+    head_braces: int
+    restart: bytes
+    container: type
+    extras: tuple[tuple[str, str], ...] = ()
+
+
+STANDARD: Final = Frame("result.item", _RESULT_START, _RESULT_END, 1, b'{"result":[', list)
+PAGE: Final = Frame(
+    "result.accounts.item",
+    _V2_START,
+    _V2_END,
+    3,
+    b'{"result":{"accounts":[',
+    dict,
+    (("result.paginationKey", "paginationKey"), ("result.context.slot", "slot")),
+)
+
+
+def _members(found: re.Match[bytes]) -> dict[str, Any]:
+    """The ``members`` group of a head or tail as a dict (``,`` on either side trimmed)."""
+    text = (found.groupdict().get("members") or b"").strip().strip(b",")
+    if not text:
+        return {}
+    try:
+        members = json.loads(b"{" + text + b"}")
+    except ValueError:
+        return {}
+    if not isinstance(members, dict):
+        return {}
+    values: dict[str, Any] = {}
+    if "paginationKey" in members:
+        values["paginationKey"] = members["paginationKey"]
+    context = members.get("context")
+    if isinstance(context, dict) and "slot" in context:
+        values["slot"] = context["slot"]
+    return values
+
+
 class BodyParser(Protocol):
     @property
     def accounts(self) -> int: ...
 
+    @property
+    def values(self) -> dict[str, Any]: ...
+
     def feed(self, raw: bytes) -> list[AccountChunk]: ...
+
+    def end(self) -> list[AccountChunk]: ...
 
     def finish(self) -> list[AccountChunk]: ...
 
@@ -206,34 +279,57 @@ def _decode_entry(where: str, entry: Any) -> Entry:  # noqa: ANN401 - JSON
     return key, blob, space
 
 
-def _check_empty_body(where: str, head: bytes, size: int) -> None:
+class ShapeError(RpcResponseError):
+    """An answer with no accounts where the method's envelope puts them (another method's
+    shape: a node that does not serve the method asked for, or a proxy)."""
+
+
+def _check_empty_body(where: str, head: bytes, size: int, frame: Frame = STANDARD) -> None:
     """No accounts: an empty result, or an error object (which is never large)."""
     if size > _HEAD_LIMIT:
-        raise RpcResponseError(f"{where}: {size} bytes and no result array")
+        raise ShapeError(f"{where}: {size} bytes and no accounts where they belong")
     try:
         payload = json.loads(head)
     except ValueError as error:
         raise RpcResponseError(f"{where}: the body is not valid JSON") from error
     if isinstance(payload, dict) and payload.get("error") is not None:
         raise json_rpc_error(where, payload["error"])
-    if not isinstance(payload, dict) or not isinstance(payload.get("result"), list):
-        raise RpcResponseError(f"{where}: a response without a result array")
+    result = payload.get("result") if isinstance(payload, dict) else None
+    if not isinstance(result, frame.container):
+        shape = "array" if frame.container is list else "object"
+        raise ShapeError(f"{where}: a response without a result {shape}")
+    if isinstance(result, dict) and not isinstance(result.get("accounts"), list):
+        raise ShapeError(f"{where}: a response without an accounts array")
 
 
 class LibraryParser:
     """Any valid JSON body, through ijson's incremental parser."""
 
-    def __init__(self, where: str, builder: ChunkBuilder) -> None:
+    def __init__(
+        self,
+        where: str,
+        builder: ChunkBuilder,
+        frame: Frame = STANDARD,
+        values: dict[str, Any] | None = None,
+    ) -> None:
         self._where = where
+        self._frame = frame
         self._entries = ijson.sendable_list()
-        self._parser = _yajl.items_coro(self._entries, "result.item")
+        self._parser = _yajl.items_coro(self._entries, frame.items)
+        self._extras = [
+            (name, found := ijson.sendable_list(), _yajl.items_coro(found, prefix))
+            for prefix, name in frame.extras
+        ]
         self._builder = builder
+        self._start = builder.accounts
         self._head = bytearray()
         self._size = 0
+        self.values: dict[str, Any] = {} if values is None else values
 
     @property
     def accounts(self) -> int:
-        return self._builder.accounts
+        """Accounts of this body (the builder may be shared by several bodies)."""
+        return self._builder.accounts - self._start
 
     def feed(self, raw: bytes) -> list[AccountChunk]:
         if self._size < _HEAD_LIMIT:
@@ -241,19 +337,29 @@ class LibraryParser:
         self._size += len(raw)
         try:
             self._parser.send(raw)
+            for _name, _found, extra in self._extras:
+                extra.send(raw)
         except ijson.JSONError as error:
             raise RpcResponseError(f"{self._where}: the body is not valid JSON") from error
         return self._drain()
 
-    def finish(self) -> list[AccountChunk]:
+    def end(self) -> list[AccountChunk]:
+        """The body is over: its last chunks, keeping the builder's partial chunk."""
         try:
             self._parser.close()
+            for name, found, extra in self._extras:
+                extra.close()
+                if found:
+                    self.values[name] = found[0]
         except ijson.JSONError as error:
             raise RpcResponseError(f"{self._where}: the body ended early") from error
-        chunks = self._drain() + self._builder.rest()
+        chunks = self._drain()
         if not self.accounts:
-            _check_empty_body(self._where, bytes(self._head), self._size)
+            _check_empty_body(self._where, bytes(self._head), self._size, self._frame)
         return chunks
+
+    def finish(self) -> list[AccountChunk]:
+        return self.end() + self._builder.rest()
 
     def _drain(self) -> list[AccountChunk]:
         pairs = [_decode_entry(self._where, entry) for entry in self._entries]
@@ -264,58 +370,68 @@ class LibraryParser:
 class CompactParser:
     """The compact body every node sends, at C speed; anything else to ``LibraryParser``."""
 
-    def __init__(self, where: str, builder: ChunkBuilder) -> None:
+    def __init__(self, where: str, builder: ChunkBuilder, frame: Frame = STANDARD) -> None:
         self._where = where
         self._builder = builder
+        self._frame = frame
+        self._start = builder.accounts
         self._buffer = bytearray()
         self._in_result = False
         self._library: LibraryParser | None = None
+        self.values: dict[str, Any] = {}
 
     @property
     def accounts(self) -> int:
-        return self._builder.accounts
+        """Accounts of this body (the builder may be shared by several bodies)."""
+        return self._builder.accounts - self._start
 
     def feed(self, raw: bytes) -> list[AccountChunk]:
         if self._library is not None:
             return self._library.feed(raw)
         self._buffer += raw
         if not self._in_result:
-            found = _RESULT_START.match(self._buffer)
+            found = self._frame.start.match(self._buffer)
             if found is None:
                 return [] if self._head_may_match() else self._to_library(b"")
+            self.values.update(_members(found))
             del self._buffer[: found.end()]
             self._in_result = True
         cut = self._buffer.rfind(_SEPARATOR)
         if cut < 0:
             if len(self._buffer) > _MAX_ITEM_BYTES:
-                return self._to_library(b'{"result":[')
+                return self._to_library(self._frame.restart)
             return []
         whole = bytes(self._buffer[: cut + 1])
         del self._buffer[: cut + 2]
         return self._items(whole)
 
-    def finish(self) -> list[AccountChunk]:
+    def end(self) -> list[AccountChunk]:
+        """The body is over: its last chunks, keeping the builder's partial chunk."""
         handed: list[AccountChunk] = []
         if self._library is None and not self._in_result:
             handed = self._to_library(b"")  # a body whose head never took the compact shape
         if self._library is not None:
-            return handed + self._library.finish()
+            return handed + self._library.end()
         rest = bytes(self._buffer)
         self._buffer.clear()
-        end = _result_end(rest)
-        if end is None:
+        found = _result_end(rest, self._frame.end)
+        if found is None:
             raise RpcResponseError(f"{self._where}: the body ended early")
-        chunks = self._items(rest[:end]) if rest[:end].strip() else []
-        return chunks + self._builder.rest()
+        self.values.update(_members(found))
+        end = found.start()
+        return self._items(rest[:end]) if rest[:end].strip() else []
+
+    def finish(self) -> list[AccountChunk]:
+        return self.end() + self._builder.rest()
 
     def _head_may_match(self) -> bool:
-        """Could more bytes still make the head ``{"jsonrpc":"2.0","result":[``?"""
-        complete = b"[" in self._buffer or self._buffer.count(b"{") > 1
+        """Could more bytes still make the head (``{"jsonrpc":"2.0","result":[``...)?"""
+        complete = b"[" in self._buffer or self._buffer.count(b"{") > self._frame.head_braces
         return not complete and len(self._buffer) <= _HEAD_LIMIT
 
     def _to_library(self, prefix: bytes) -> list[AccountChunk]:
         """The rest of the body to ijson; ``prefix`` restores the head already consumed."""
-        self._library = LibraryParser(self._where, self._builder)
+        self._library = LibraryParser(self._where, self._builder, self._frame, self.values)
         body = prefix + self._buffer
         self._buffer.clear()
         return self._library.feed(bytes(body))
@@ -351,12 +467,13 @@ class CompactParser:
         return self._builder.add_all(_decode_entry(self._where, entry) for entry in entries)
 
 
-def _result_end(rest: bytes) -> int | None:
-    """Where the result array's items end in the body's last bytes (None: cut short)."""
+def _result_end(rest: bytes, pattern: re.Pattern[bytes]) -> re.Match[bytes] | None:
+    """The tail after the result array's items in the body's last bytes (None: cut short)."""
     close = rest.rfind(b"]")
     while close >= 0:
-        if _RESULT_END.fullmatch(rest, close):
-            return close
+        found = pattern.fullmatch(rest, close)
+        if found:
+            return found
         close = rest.rfind(b"]", 0, close)
     return None
 
@@ -366,4 +483,13 @@ def body_parser(
 ) -> BodyParser:
     """A parser for one body: the compact fast path (default) or the library path."""
     builder = ChunkBuilder(where, record_size, chunk_size)
-    return CompactParser(where, builder) if compact else LibraryParser(where, builder)
+    return page_parser(where, builder, STANDARD, compact=compact)
+
+
+def page_parser(
+    where: str, builder: ChunkBuilder, frame: Frame, *, compact: bool = True
+) -> BodyParser:
+    """A parser for one body of ``frame``'s shape feeding a (possibly shared) ``builder``."""
+    if compact:
+        return CompactParser(where, builder, frame)
+    return LibraryParser(where, builder, frame)

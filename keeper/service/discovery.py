@@ -9,6 +9,14 @@ of markets or tasks; a pass reads only the kinds its tasks need. Jobs stream thr
 ``max_actions_per_pass``), not the number of jobs. Cross-reference reads (the jobs of
 runs, gone markets, the node's stake) are getMultipleAccounts/getAccountInfo.
 
+With ``rpc.scan_method: paginated`` each of those reads walks getProgramAccountsV2 pages
+instead (still one logical read per kind) and ``FullRead.since`` keeps the slot a later
+read of only the accounts changed since may start from (``changed_read``,
+``changed_jobs``, ``read_runs``/``read_markets`` with ``changed_since``). Such a read never
+shows a closed account, and sees only accounts *written* since: a Done job that merely
+expires, or a run that merely times out, is not in it (the caller keeps what it learnt
+before, or runs a full read).
+
 Answers are not trusted blindly: a key given twice is dropped and counted (the chain
 layer), records of the wrong length are undecodable and counted, and a read in which most
 records are malformed (an RPC that ignores ``dataSlice`` or cuts data short) fails the
@@ -18,7 +26,7 @@ pass with the reason instead of passing with nothing found.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,10 +35,17 @@ from solders.pubkey import Pubkey
 
 from keeper.chain.accounts import RawAccount, get_account, get_multiple_accounts
 from keeper.chain.endpoints import Rpc
-from keeper.chain.scan import AccountChunk, stream_program_accounts
+from keeper.chain.pages import (
+    PAGE_LIMIT_MAX,
+    ScanMark,
+    ScanMethod,
+    ScanOptions,
+    scan_program_accounts,
+)
+from keeper.chain.scan import AccountChunk
 from keeper.errors import DecodeError
 from keeper.program import filters
-from keeper.program.batch import JOB_READ_SLICE, decode_jobs
+from keeper.program.batch import JOB_READ_SLICE, StructArray, decode_jobs
 from keeper.program.ids import STAKING_PROGRAM
 from keeper.program.layouts import (
     LEGACY_JOB_ALLOCATED_SIZE,
@@ -61,11 +76,17 @@ MALFORMED_SHARE_LIMIT: Final = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What every scan needs: the client, the program and the chunk size."""
+    """What every scan needs: the client, the program, the chunk size and the scan method
+    (``rpc.scan_method``, with ``rpc.scan_page_limit`` for pages)."""
 
     rpc: Rpc
     program_id: Pubkey
     chunk_size: int
+    scan_method: ScanMethod = ScanMethod.STANDARD
+    page_limit: int = PAGE_LIMIT_MAX
+
+    def scan_options(self) -> ScanOptions:
+        return ScanOptions(self.scan_method, self.chunk_size, self.page_limit)
 
 
 @dataclass(slots=True)
@@ -92,12 +113,43 @@ class PassRequest:
 @dataclass(slots=True)
 class FullRead:
     """What one pass read and decided. ``duplicates``/``undecodable``: by account kind;
-    ``scans``: getProgramAccounts requests made."""
+    ``scans``: logical scans (one per account kind read; a paginated one is many pages:
+    ``mark.pages``); ``mark``: the pages' context slots."""
 
     plans: dict[Task, tuple[Plan, Findings]] = field(default_factory=dict)
     duplicates: Counter[str] = field(default_factory=Counter)
     undecodable: Counter[str] = field(default_factory=Counter)
     scans: int = 0
+    mark: ScanMark = field(default_factory=ScanMark)
+
+    @property
+    def since(self) -> int | None:
+        """The slot a read of what changed after this one starts from (``changedSinceSlot``,
+        inclusive): the lowest context slot of its pages. None with standard scans."""
+        return self.mark.since
+
+
+def _scan(  # noqa: PLR0913 - a scan's own parameters
+    scope: Scope,
+    read: FullRead,
+    account_filters: list[filters.Filter],
+    data_slice: filters.DataSliceParam | None,
+    record_size: int,
+    *,
+    changed_since: int | None,
+) -> AsyncIterator[AccountChunk]:
+    """One logical scan by the configured method, counted in ``read``."""
+    read.scans += 1
+    return scan_program_accounts(
+        scope.rpc,
+        scope.program_id,
+        account_filters,
+        data_slice,
+        record_size=record_size,
+        options=scope.scan_options(),
+        changed_since_slot=changed_since,
+        mark=read.mark,
+    )
 
 
 def _owned(raw: RawAccount | None, owner: Pubkey) -> bool:
@@ -159,19 +211,17 @@ def _check_malformed(kind: str, malformed: int, total: int, expected: str) -> No
         )
 
 
-async def read_markets(scope: Scope, read: FullRead) -> dict[Pubkey, MarketView]:
-    """Every MarketAccount (full data: queues for the census). Legacy 3,376-byte markets
-    arrive as odd records and decode; anything else is ``Foreign`` and counted."""
+async def read_markets(
+    scope: Scope, read: FullRead, *, changed_since: int | None = None
+) -> dict[Pubkey, MarketView]:
+    """Every MarketAccount (full data: queues for the census), or with ``changed_since``
+    those written at or after that slot. Legacy 3,376-byte markets arrive as odd records
+    and decode; anything else is ``Foreign`` and counted."""
     markets: dict[Pubkey, MarketView] = {}
-    read.scans += 1
-    async for chunk in stream_program_accounts(
-        scope.rpc,
-        scope.program_id,
-        filters.all_markets(),
-        None,
-        record_size=MARKET_ALLOCATED_SIZE,
-        chunk_size=scope.chunk_size,
-    ):
+    scan = _scan(
+        scope, read, filters.all_markets(), None, MARKET_ALLOCATED_SIZE, changed_since=changed_since
+    )
+    async for chunk in scan:
         read.duplicates["market"] += chunk.duplicates
         for key, data in _records(chunk):
             markets[key] = market_view(data)
@@ -191,18 +241,14 @@ class Runs:
         return {run.job for _key, run in self.runs}
 
 
-async def read_runs(scope: Scope, read: FullRead) -> Runs:
-    """Every RunAccount, whole (120 bytes)."""
+async def read_runs(scope: Scope, read: FullRead, *, changed_since: int | None = None) -> Runs:
+    """Every RunAccount, whole (120 bytes), or with ``changed_since`` those written at or
+    after that slot (a run closed since is simply absent)."""
     found = Runs()
-    read.scans += 1
-    async for chunk in stream_program_accounts(
-        scope.rpc,
-        scope.program_id,
-        filters.all_runs(),
-        None,
-        record_size=RUN_ALLOCATED_SIZE,
-        chunk_size=scope.chunk_size,
-    ):
+    scan = _scan(
+        scope, read, filters.all_runs(), None, RUN_ALLOCATED_SIZE, changed_since=changed_since
+    )
+    async for chunk in scan:
         read.duplicates["run"] += chunk.duplicates
         for key, data in _records(chunk):
             try:
@@ -215,66 +261,127 @@ async def read_runs(scope: Scope, read: FullRead) -> Runs:
     return found
 
 
-async def legacy_job_keys(scope: Scope, read: FullRead) -> set[bytes]:
+async def legacy_job_keys(
+    scope: Scope, read: FullRead, *, changed_since: int | None = None
+) -> set[bytes]:
     """Keys of the 232-byte jobs (keys only cross the wire): for a node whose answers do
     not give each account's ``space``."""
     keys: set[bytes] = set()
-    read.scans += 1
-    async for chunk in stream_program_accounts(
-        scope.rpc,
-        scope.program_id,
-        [filters.is_job(), filters.data_size(LEGACY_JOB_ALLOCATED_SIZE)],
-        filters.no_data(),
-        record_size=0,
-        chunk_size=scope.chunk_size,
+    legacy: list[filters.Filter] = [filters.is_job(), filters.data_size(LEGACY_JOB_ALLOCATED_SIZE)]
+    async for chunk in _scan(
+        scope, read, legacy, filters.no_data(), 0, changed_since=changed_since
     ):
         keys.update(bytes(key) for key, _data in _records(chunk))
     return keys
 
 
-async def sweep_jobs(scope: Scope, sweep: JobSweep, read: FullRead) -> None:
-    """Every JobAccount once, ``JOB_READ_SLICE`` of each, into ``sweep``."""
+@dataclass(frozen=True, slots=True)
+class JobBatch:
+    """Jobs of one chunk, decoded: what ``JobSweep.feed`` takes. ``keys`` (n, 32);
+    ``records`` decoded with ``JOB_READ_SLICE``; ``legacy`` True for 232-byte jobs;
+    ``undecodable``: records of the wrong length beside them (counted, not judged)."""
+
+    keys: np.typing.NDArray[np.uint8]
+    records: StructArray
+    legacy: np.typing.NDArray[np.bool_]
+    undecodable: int = 0
+
+
+async def job_batches(
+    scope: Scope, read: FullRead, *, changed_since: int | None = None
+) -> AsyncIterator[JobBatch]:
+    """Every JobAccount once (or those written at or after ``changed_since``), decoded
+    chunk by chunk. A read in which most records are malformed fails at its end."""
     legacy_keys: set[bytes] | None = None
-    malformed = 0
-    read.scans += 1
-    async for chunk in stream_program_accounts(
-        scope.rpc,
-        scope.program_id,
+    malformed = total = 0
+    job_slice = filters.data_slice(JOB_READ_SLICE)
+    scan = _scan(
+        scope,
+        read,
         [filters.is_job()],
-        filters.data_slice(JOB_READ_SLICE),
-        record_size=JOB_READ_SLICE.length,
-        chunk_size=scope.chunk_size,
-    ):
+        job_slice,
+        JOB_READ_SLICE.length,
+        changed_since=changed_since,
+    )
+    async for chunk in scan:
         read.duplicates["job"] += chunk.duplicates
         malformed += len(chunk.odd)
-        sweep.undecodable(len(chunk.odd))
-        if not len(chunk):
-            continue
-        records = decode_jobs(chunk.data, JOB_READ_SLICE)
+        total += len(chunk) + len(chunk.odd)
         keys = chunk.key_array()
+        records = decode_jobs(chunk.data, JOB_READ_SLICE)
         spaces = chunk.space_array()
-        if spaces is not None:
+        if not len(chunk):
+            legacy = np.zeros(0, dtype=np.bool_)
+        elif spaces is not None:
             legacy = spaces == LEGACY_JOB_ALLOCATED_SIZE
         else:
             if legacy_keys is None:
-                legacy_keys = await legacy_job_keys(scope, read)
+                legacy_keys = await legacy_job_keys(scope, read, changed_since=changed_since)
             legacy = np.fromiter(
                 (row.tobytes() in legacy_keys for row in keys), dtype=np.bool_, count=len(keys)
             )
-        missing = sweep.missing_markets(records)
-        if missing:
-            sweep.markets.update(await market_views(scope, missing))
-        sweep.feed(keys, records, legacy)
+        yield JobBatch(keys, records, legacy, undecodable=len(chunk.odd))
     read.undecodable["job"] += malformed
-    _check_malformed("Job", malformed, sweep.jobs, f"{JOB_READ_SLICE.length} bytes")
+    _check_malformed("Job", malformed, total, f"{JOB_READ_SLICE.length} bytes")
+
+
+async def feed_sweep(scope: Scope, sweep: JobSweep, batch: JobBatch) -> None:
+    """One batch into ``sweep``, fetching first the markets it names that the sweep lacks."""
+    sweep.undecodable(batch.undecodable)
+    if not len(batch.records):
+        return
+    missing = sweep.missing_markets(batch.records)
+    if missing:
+        sweep.markets.update(await market_views(scope, missing))
+    sweep.feed(batch.keys, batch.records, batch.legacy)
+
+
+async def sweep_jobs(
+    scope: Scope, sweep: JobSweep, read: FullRead, *, changed_since: int | None = None
+) -> None:
+    """Every JobAccount once (or those changed since a slot), ``JOB_READ_SLICE`` of each,
+    into ``sweep``."""
+    async for batch in job_batches(scope, read, changed_since=changed_since):
+        await feed_sweep(scope, sweep, batch)
 
 
 async def full_read(scope: Scope, request: PassRequest) -> FullRead:
     """Read what the pass's tasks need, each account kind once, and decide every task."""
+    return await _read_and_decide(scope, request, changed_since=None, known_runs=())
+
+
+async def changed_read(
+    scope: Scope, request: PassRequest, since: int, *, jobs_with_runs: Collection[Pubkey]
+) -> FullRead:
+    """The same decisions over only the accounts written at or after slot ``since`` (a
+    previous read's ``FullRead.since``): needs ``rpc.scan_method: paginated``.
+
+    Its limits: a closed account never appears (a market closed since is learnt when a
+    changed job names it and getMultipleAccounts finds it gone; a closed run is not
+    learnt); an account that did not change is not judged, so a Done job that merely
+    expired or a run that merely timed out since is not in the plan (schedule those from
+    what was read before, or run a full read); the findings count changed accounts only.
+    ``jobs_with_runs``: every job a RunAccount pointed at in the last full read; the
+    changed runs' jobs are added, so a claim never forgets a run that did not change
+    (a run closed since keeps its job from claim until the next full read: the safe side).
+    """
+    return await _read_and_decide(scope, request, changed_since=since, known_runs=jobs_with_runs)
+
+
+async def _read_and_decide(
+    scope: Scope,
+    request: PassRequest,
+    *,
+    changed_since: int | None,
+    known_runs: Collection[Pubkey],
+) -> FullRead:
     read = FullRead()
+    since = changed_since
     jobs_needed = request.stopped_jobs is not None or request.finished_jobs is not None
-    markets = await read_markets(scope, read) if jobs_needed else {}
-    runs = await read_runs(scope, read) if jobs_needed or request.expired_runs else Runs()
+    markets = await read_markets(scope, read, changed_since=since) if jobs_needed else {}
+    runs = Runs()
+    if jobs_needed or request.expired_runs:
+        runs = await read_runs(scope, read, changed_since=since)
     if request.expired_runs is not None:
         read.plans[Task.EXPIRED_RUNS] = await _plan_expired_runs(scope, runs, request)
     if not jobs_needed:
@@ -290,8 +397,8 @@ async def full_read(scope: Scope, request: PassRequest) -> FullRead:
         markets,
     )
     live_markets = len(markets)
-    await sweep_jobs(scope, sweep, read)
-    with_runs = runs.jobs()
+    await sweep_jobs(scope, sweep, read, changed_since=since)
+    with_runs = runs.jobs() | set(known_runs)
     if request.finished_jobs is not None:
         missing = sweep.queued_markets_missing()
         if missing:

@@ -22,6 +22,7 @@ from keeper import __version__
 from keeper.chain.accounts import get_balance
 from keeper.chain.clock import chain_time
 from keeper.chain.endpoints import FailoverRpc
+from keeper.chain.pages import ScanMethod
 from keeper.chain.rpc import RpcClient
 from keeper.chain.sender import Sender
 from keeper.errors import ConfigError, KeeperError
@@ -172,7 +173,11 @@ class Keeper:
         assert self.rpc is not None
         assert self.identity is not None
         return discovery.Scope(
-            self.rpc, self.identity.program_id, self.settings.rpc.scan_chunk_size
+            self.rpc,
+            self.identity.program_id,
+            self.settings.rpc.scan_chunk_size,
+            ScanMethod(self.settings.rpc.scan_method),
+            self.settings.rpc.scan_page_limit,
         )
 
     def enabled_tasks(self) -> list[Task]:

@@ -78,6 +78,22 @@ class RpcSettings(Group):
     scan_chunk_size: int = Field(
         10_000, ge=100, description="Accounts decoded per chunk while streaming a scan."
     )
+    scan_method: Literal["standard", "paginated"] = Field(
+        "standard",
+        description="How a full read lists the program's accounts: `standard` is one "
+        "getProgramAccounts per account kind (every node serves it); `paginated` walks "
+        "getProgramAccountsV2 pages (Helius) until the pagination key is null, and makes "
+        "reads of only the accounts changed since a slot possible. Standard by default "
+        "because most nodes lack V2.",
+    )
+    scan_page_limit: int = Field(
+        10_000,
+        ge=1,
+        le=10_000,
+        description="Accounts a getProgramAccountsV2 page visits (its `limit`), with "
+        "rpc.scan_method: paginated. 10,000 (the provider's maximum) makes the fewest "
+        "requests; each page has its own retries and rpc.scan_deadline_seconds.",
+    )
     urls: list[str] = Field(
         default_factory=list,
         description="Further read endpoints after rpc.url, in failover order: a request goes "

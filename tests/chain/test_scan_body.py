@@ -18,12 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keeper.chain.scan_body import (
+    PAGE,
     AccountChunk,
     BodyParser,
     ChunkBuilder,
     CompactParser,
     LibraryParser,
     body_parser,
+    page_parser,
 )
 from keeper.errors import RpcError, RpcResponseError
 
@@ -237,3 +239,99 @@ def test_the_library_parser_reads_what_the_compact_one_hands_over() -> None:
     parser = LibraryParser("test", builder)
     body = render([(bytes([7]) * 32, bytes(RECORD))], Shape(spaced=True))
     assert [len(c) for c in run(parser, [body])] == [1]
+
+
+# -- getProgramAccountsV2 pages -------------------------------------------------------------
+
+
+def render_page(
+    accounts: list[tuple[bytes, bytes]],
+    shape: Shape,
+    *,
+    next_key: str | None,
+    slot: int | None,
+    context_last: bool,
+    key_first: bool,
+) -> bytes:
+    """A V2 page: ``context`` before or after the accounts, ``paginationKey`` last or first."""
+    members: list[tuple[str, object]] = [("accounts", [item(k, d, shape) for k, d in accounts])]
+    key_member = ("paginationKey", next_key)
+    members = [key_member, *members] if key_first else [*members, key_member]
+    if slot is not None:
+        context = ("context", {"slot": slot, "apiVersion": "2.2.0"})
+        members = [*members, context] if context_last else [context, *members]
+    payload = {"jsonrpc": "2.0", "result": dict(members), "id": 1}
+    if shape.spaced:
+        return json.dumps(payload, indent=1).encode()
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    accounts=accounts_strategy,
+    shape=shapes,
+    next_key=st.one_of(st.none(), st.text("abcXYZ019=_-", min_size=1, max_size=12)),
+    slot=st.one_of(st.none(), st.integers(min_value=0, max_value=2**40)),
+    context_last=st.booleans(),
+    key_first=st.booleans(),
+    points=st.lists(st.integers(min_value=0, max_value=10_000), max_size=6),
+)
+def test_a_v2_page_parses_the_same_either_way_with_its_key_and_slot(
+    *,
+    accounts: list[tuple[bytes, bytes]],
+    shape: Shape,
+    next_key: str | None,
+    slot: int | None,
+    context_last: bool,
+    key_first: bool,
+    points: list[int],
+) -> None:
+    body = render_page(
+        accounts,
+        shape,
+        next_key=next_key,
+        slot=slot,
+        context_last=context_last,
+        key_first=key_first,
+    )
+    pieces = cut(body, points)
+    results = []
+    for compact in (True, False):
+        parser = page_parser("test", ChunkBuilder("test", RECORD, 7), PAGE, compact=compact)
+        results.append((run(parser, pieces), parser.values))
+    (fast, fast_values), (reference, reference_values) = results
+    assert flat(fast) == flat(reference)
+    assert sorted(flat(fast)) == sorted(accounts)
+    expected: dict[str, object] = {"paginationKey": next_key}
+    if slot is not None:
+        expected["slot"] = slot
+    assert fast_values == reference_values == expected
+
+
+def test_pages_sharing_a_builder_drop_a_key_a_later_page_repeats() -> None:
+    builder = ChunkBuilder("test", RECORD, 100)
+    first = [(bytes([1]) * 32, bytes(RECORD)), (bytes([2]) * 32, bytes(RECORD))]
+    second = [(bytes([2]) * 32, bytes(RECORD)), (bytes([3]) * 32, bytes(RECORD))]
+    chunks: list[AccountChunk] = []
+    for accounts in (first, second):
+        parser = page_parser("test", builder, PAGE)
+        body = render_page(
+            accounts, Shape(), next_key=None, slot=1, context_last=False, key_first=False
+        )
+        chunks += parser.feed(body) + parser.end()
+    chunks += builder.rest()
+    assert [key[0] for key, _data in flat(chunks)] == [1, 2, 3]
+    assert sum(chunk.duplicates for chunk in chunks) == 1
+
+
+def test_a_compact_v2_page_takes_the_fast_path() -> None:
+    accounts = [(bytes([i]) * 32, bytes(RECORD)) for i in range(1, 200)]
+    body = render_page(
+        accounts, Shape(), next_key="next", slot=5, context_last=False, key_first=False
+    )
+    parser = page_parser("test", ChunkBuilder("test", RECORD, 50), PAGE)
+    assert isinstance(parser, CompactParser)
+    chunks = run(parser, cut(body, [1000, 5000]))
+    assert parser._library is None
+    assert len(flat(chunks)) == len(accounts)
+    assert parser.values == {"paginationKey": "next", "slot": 5}
