@@ -98,6 +98,8 @@ class FullRead:
     duplicates: Counter[str] = field(default_factory=Counter)
     undecodable: Counter[str] = field(default_factory=Counter)
     scans: int = 0
+    accounts: Counter[str] = field(default_factory=Counter)  # returned, by kind
+    markets: dict[Pubkey, MarketView] = field(default_factory=dict)  # every market read
 
 
 def _owned(raw: RawAccount | None, owner: Pubkey) -> bool:
@@ -176,6 +178,8 @@ async def read_markets(scope: Scope, read: FullRead) -> dict[Pubkey, MarketView]
         for key, data in _records(chunk):
             markets[key] = market_view(data)
     bad = sum(1 for view in markets.values() if isinstance(view, Foreign))
+    read.accounts["market"] += len(markets)
+    read.markets = markets
     read.undecodable["market"] += bad
     _check_malformed("Market", bad, len(markets), "whole MarketAccounts")
     return markets
@@ -211,6 +215,7 @@ async def read_runs(scope: Scope, read: FullRead) -> Runs:
                 found.undecodable += 1
     read.undecodable["run"] += found.undecodable
     total = len(found.runs) + found.undecodable
+    read.accounts["run"] += total
     _check_malformed("Run", found.undecodable, total, f"{RUN_ALLOCATED_SIZE} bytes")
     return found
 
@@ -266,6 +271,7 @@ async def sweep_jobs(scope: Scope, sweep: JobSweep, read: FullRead) -> None:
             sweep.markets.update(await market_views(scope, missing))
         sweep.feed(keys, records, legacy)
     read.undecodable["job"] += malformed
+    read.accounts["job"] += sweep.jobs
     _check_malformed("Job", malformed, sweep.jobs, f"{JOB_READ_SLICE.length} bytes")
 
 

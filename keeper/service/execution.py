@@ -189,6 +189,7 @@ class Executor:
     budget: budget.FeeBudget
     monotonic: Callable[[], float] = time.monotonic
     trust: Trust | None = None
+    on_confirmed: Callable[[Action], None] | None = None  # each action the chain shows done
     _busy: set[Pubkey] = field(default_factory=set)
 
     async def execute(
@@ -558,6 +559,8 @@ class Executor:
             report.reclaimed_lamports += action.lamports
         else:
             m.claim_rent_lamports.inc(-action.lamports)
+        if self.on_confirmed is not None:
+            self.on_confirmed(action)
         log.info(
             "action confirmed",
             task=str(plan.task),
