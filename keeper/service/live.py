@@ -181,6 +181,8 @@ class LiveMode:
             self._subscribed_once = True
             self.first_attempt.set()
             metrics.live_connected.set(1)
+            # Chain time before the first Clock notification: a change may come first.
+            self.now = await self.keeper.read_chain_time()
             log.info("live feed subscribed: resyncing", cause=cause)
             self._start_resync(cause)
         elif isinstance(event, ClockTick):

@@ -274,6 +274,11 @@ class Metrics:
             "1 while the live feed's websocket is subscribed and followed, else 0 (polling).",
             registry=r,
         )
+        self.live_mode = Gauge(
+            f"{p}_live_mode",
+            "1 when the service runs with discovery.live (it should follow the feed), else 0.",
+            registry=r,
+        )
         self.live_reconnects = Counter(
             f"{p}_live_feed_reconnects_total",
             "Live feed connections lost or attempts refused (closed, refused, silent past "

@@ -181,7 +181,7 @@ class Keeper:
             Task.FINISHED_JOBS: self.settings.clean,
         }[task]
 
-    async def _chain_now(self) -> int:
+    async def read_chain_time(self) -> int:
         assert self.rpc is not None
         now = await chain_time(self.rpc)
         self.observe_chain_time(now)
@@ -247,7 +247,7 @@ class Keeper:
         names = "+".join(str(task) for task in tasks)
         try:
             async with asyncio.timeout_at(deadline):
-                now = await self._chain_now()
+                now = await self.read_chain_time()
                 read = await discovery.full_read(self.scope(), self.request_for(tasks, now))
                 for task, (plan, findings) in read.plans.items():
                     read.plans[task] = (await self.screen(plan, now), findings)
@@ -581,6 +581,7 @@ async def _start_live(keeper: Keeper) -> asyncio.Task[None] | None:
     if not keeper.settings.discovery.live:
         return None
     keeper.live = LiveMode(keeper)
+    keeper.metrics.live_mode.set(1)
     following = asyncio.create_task(keeper.live.run())
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(keeper.live.feed_settings().open_timeout_s + 1):

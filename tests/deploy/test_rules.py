@@ -115,6 +115,7 @@ def test_every_alert_is_documented() -> None:
         "prometheusRule.keeperDown.for=15m",
         "prometheusRule.chainClockAhead.for=15m",
         "prometheusRule.rpcEndpointDown.for=30m",
+        "prometheusRule.liveFeedDown.for=30m",
     ],
 )
 def test_unit_tests_notice_a_changed_threshold(

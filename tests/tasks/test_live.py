@@ -77,7 +77,7 @@ def test_legacy_jobs_are_never_filed() -> None:
     for state in (JobState.DONE, JobState.STOPPED):
         legacy = factories.legacy_job(state=state)
         live.job_changed(factories.JOB, legacy, markets=MARKETS, now=10**9)
-    assert live.sizes() == {task: 0 for task in live.sizes()}
+    assert live.sizes() == dict.fromkeys(live.sizes(), 0)
 
 
 @given(run_time=times, timeout=st.integers(0, 10**6), seen_at=times)
