@@ -163,6 +163,11 @@ class LiveMode:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
+    @property
+    def in_charge(self) -> bool:
+        """Followed, or its resync under way: the scheduler's polling passes stand aside."""
+        return self.following or (self._resync is not None and not self._resync.done())
+
     def problem(self) -> str | None:
         """The readiness detail: why the keeper polls instead of following the feed."""
         if self.following:

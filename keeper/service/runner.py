@@ -419,7 +419,7 @@ class Keeper:
         ]
 
     async def tick(self) -> None:
-        if self.live is not None and self.live.following:
+        if self.live is not None and self.live.in_charge:
             return  # live: the feed and its resyncs do the tasks' work
         now = time.monotonic()
         tasks = self.due_tasks(now)
