@@ -184,12 +184,12 @@ class LiveMode:
         if isinstance(event, Subscribed):
             cause = "reconnect" if self._subscribed_once else "start"
             self._subscribed_once = True
-            self.first_attempt.set()
             metrics.live_connected.set(1)
             # Chain time before the first Clock notification: a change may come first.
             self.now = await self.keeper.read_chain_time()
             log.info("live feed subscribed: resyncing", cause=cause)
             self._start_resync(cause)
+            self.first_attempt.set()  # after the resync began: polling stands aside
         elif isinstance(event, ClockTick):
             metrics.live_notifications.labels(kind="clock").inc()
             self.now = event.time.unix_timestamp
