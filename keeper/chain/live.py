@@ -35,7 +35,7 @@ from keeper.errors import FeedLost, RpcResponseError
 from keeper.program.ids import CLOCK_SYSVAR
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from websockets.asyncio.client import ClientConnection
 
@@ -103,8 +103,15 @@ class FeedSettings:
 class LiveFeed:
     """One websocket connection's worth of events. Use ``async with LiveFeed(...)``."""
 
-    def __init__(self, settings: FeedSettings, watched: set[Pubkey] | None = None) -> None:
+    def __init__(
+        self,
+        settings: FeedSettings,
+        watched: set[Pubkey] | None = None,
+        *,
+        on_bytes: Callable[[str, int], None] | None = None,
+    ) -> None:
         self._settings = settings
+        self._on_bytes = on_bytes  # message bytes by method (answers: "subscribe")
         self.redacted_url = redact_url(settings.url)
         self._watched: set[Pubkey] = set(watched or ())
         self._ids = itertools.count(1)
@@ -213,6 +220,8 @@ class LiveFeed:
             raise FeedLost(f"websocket {self.redacted_url}: a message that is not JSON") from error
         if not isinstance(message, dict):
             raise FeedLost(f"websocket {self.redacted_url}: a message that is not an object")
+        if self._on_bytes is not None:
+            self._on_bytes(str(message.get("method", "subscribe")), len(raw))
         return message
 
     def _handle(self, message: dict[str, Any]) -> FeedEvent | None:

@@ -179,8 +179,10 @@ class RpcClient:
         max_retry_after_s: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_bytes: Callable[[str, int], None] | None = None,
     ) -> None:
         self._url = url
+        self._on_bytes = on_bytes  # response body bytes by method (metrics)
         self.redacted_url = redact_url(url)
         self.timeout_s = timeout_s
         self.call_deadline_s = call_deadline_s
@@ -218,6 +220,7 @@ class RpcClient:
                 try:
                     async with asyncio.timeout(self.call_deadline_s):
                         response = await self._http.post(self._url, content=body)
+                    self._count_bytes(method, len(response.content))
                     result = self._result(method, response)
                 except KeeperError as error:
                     self._observe(method, outcome_of(error), started)
@@ -337,6 +340,7 @@ class RpcClient:
                         chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
+                self._count_bytes(method, len(chunk))
                 yield chunk
         except httpx.HTTPError as error:
             raise self._transport_error(method, error) from error
@@ -346,6 +350,10 @@ class RpcClient:
     def _body(self, method: str, params: Sequence[Any]) -> bytes:
         request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         return json.dumps(request, separators=(",", ":")).encode()
+
+    def _count_bytes(self, method: str, count: int) -> None:
+        if self._on_bytes is not None:
+            self._on_bytes(method, count)
 
     def _observe(self, method: str, outcome: RpcOutcome, started: float) -> None:
         elapsed = asyncio.get_running_loop().time() - started

@@ -163,6 +163,10 @@ class JobLifecycle:
 
     # -- reading --------------------------------------------------------------------------
 
+    def market_expiration(self, market: Pubkey) -> int:
+        """The market's ``job_expiration`` (s): how long its Done jobs are kept."""
+        return self._market(market).job_expiration
+
     def run_of(self, job: Pubkey) -> Pubkey | None:
         """The RunAccount whose ``job`` is ``job``, if any (the first, should there be two)."""
         selections = self.ledger.accounts.program_accounts(

@@ -165,6 +165,7 @@ def single_client(url: str, settings: Settings, metrics: Metrics) -> RpcClient:
         max_retries=settings.rpc.max_retries,
         requests_per_second=settings.rpc.requests_per_second,
         observer=RpcMetrics(metrics),
+        on_bytes=metrics.count_response_bytes,
     )
 
 

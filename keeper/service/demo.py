@@ -8,9 +8,12 @@ what it sent, the SOL reclaimed per action, the fees paid and the metrics URL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 import click
 
@@ -19,12 +22,16 @@ from keeper.localnet.standalone import write_keypairs
 from keeper.localnet.worlds import load_world
 from keeper.service.execution import PassReport
 from keeper.service.health import build_app, start_http
+from keeper.service.live import LiveMode
 from keeper.service.logs import configure_logging
 from keeper.service.metrics import new_metrics
 from keeper.service.runner import Keeper, Summary
 from keeper.service.settings import load_settings
+from keeper.tasks.plan import Task
 
 LAMPORTS_PER_SOL = 1_000_000_000
+_SLOT_PAUSE_S: Final = 0.05  # the demo drives its chain's slots: fast, and the same every run
+_LIVE_START_CHECKS: Final = 200  # 10 s
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "profiles" / "localnet.yaml"
 
 
@@ -81,10 +88,79 @@ async def _demo(port: int) -> None:
                     )
                 )
                 click.echo(f"\r  ✓ {task}: {status}")
+            await _live_demo(keeper, chain)
             _print_summary(reports, metrics_port)
         finally:
             await keeper.close()
             await http.cleanup()
+
+
+def _scans(chain: LocalChain) -> int:
+    return int(chain.node.stats.calls.get("getProgramAccounts", 0))
+
+
+async def _until(predicate: Callable[[], bool], chain: LocalChain, slots: int) -> bool:
+    """Advance the chain a slot at a time (chain time with it) until ``predicate`` holds."""
+    for _ in range(slots):
+        if predicate():
+            return True
+        chain.ledger.clock.advance(1)
+        await asyncio.sleep(_SLOT_PAUSE_S)
+    return predicate()
+
+
+async def _live_demo(keeper: Keeper, chain: LocalChain) -> None:
+    """Live mode: the keeper follows the websocket; the world finishes a job and the keeper
+    cleans it the slot it expires, with no getProgramAccounts in between."""
+    click.echo("  ⋯ live mode: subscribing to the program, the clock and each market …")
+    live = LiveMode(keeper)
+    keeper.live = live
+    following = asyncio.create_task(live.run())
+    try:
+        # The subscription's resync is a full read at the same frozen chain time: it
+        # finds nothing the passes above left, so the demo's outcome stays exact.
+        if not await _wait(live):
+            click.echo("  ✗ live mode: the feed did not come up")
+            return
+        lifecycle = chain.node.lifecycle
+        assert lifecycle is not None
+        market = chain.world.labels["market_open"]
+        job = lifecycle.post_job(market=market)
+        lifecycle.start_job(job)
+        ended = lifecycle.finish_job(job)
+        expiration = lifecycle.market_expiration(market)
+        due = ended.unix_timestamp + expiration + 1
+        click.echo(
+            f"  ✓ live mode: job {job} finished at chain time {ended.unix_timestamp}; "
+            f"clean is due at {due} (its market keeps jobs {expiration} s)"
+        )
+        await _until(lambda: live.book.sizes()[Task.FINISHED_JOBS] > 0, chain, slots=20)
+        scans = _scans(chain)
+        # Chain time jumps to just before the expiry, then runs a slot at a time.
+        chain.ledger.clock.set_unix_timestamp(due - 2)
+        cleaned = await _until(lambda: chain.ledger.get(job) is None, chain, slots=100)
+        now = chain.ledger.clock.unix_timestamp
+        if cleaned:
+            click.echo(
+                f"  ✓ live mode: cleaned at chain time {now} ({now - due} s after it fell due), "
+                f"{_scans(chain) - scans} getProgramAccounts calls in between"
+            )
+        else:
+            click.echo("  ✗ live mode: the job was not cleaned")
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+        await live.close()
+        keeper.live = None
+
+
+async def _wait(live: LiveMode) -> bool:
+    for _ in range(_LIVE_START_CHECKS):  # the subscription and its resync
+        if live.following:
+            return True
+        await asyncio.sleep(_SLOT_PAUSE_S)
+    return live.following
 
 
 def _print_summary(reports: list[PassReport], metrics_port: int) -> None:

@@ -121,6 +121,8 @@ class FullRead:
     undecodable: Counter[str] = field(default_factory=Counter)
     scans: int = 0
     mark: ScanMark = field(default_factory=ScanMark)
+    accounts: Counter[str] = field(default_factory=Counter)  # returned, by kind
+    markets: dict[Pubkey, MarketView] = field(default_factory=dict)  # every market read
 
     @property
     def since(self) -> int | None:
@@ -226,6 +228,8 @@ async def read_markets(
         for key, data in _records(chunk):
             markets[key] = market_view(data)
     bad = sum(1 for view in markets.values() if isinstance(view, Foreign))
+    read.accounts["market"] += len(markets)
+    read.markets = markets
     read.undecodable["market"] += bad
     _check_malformed("Market", bad, len(markets), "whole MarketAccounts")
     return markets
@@ -257,6 +261,7 @@ async def read_runs(scope: Scope, read: FullRead, *, changed_since: int | None =
                 found.undecodable += 1
     read.undecodable["run"] += found.undecodable
     total = len(found.runs) + found.undecodable
+    read.accounts["run"] += total
     _check_malformed("Run", found.undecodable, total, f"{RUN_ALLOCATED_SIZE} bytes")
     return found
 
@@ -322,6 +327,7 @@ async def job_batches(
             )
         yield JobBatch(keys, records, legacy, undecodable=len(chunk.odd))
     read.undecodable["job"] += malformed
+    read.accounts["job"] += total
     _check_malformed("Job", malformed, total, f"{JOB_READ_SLICE.length} bytes")
 
 

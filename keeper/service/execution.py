@@ -191,6 +191,7 @@ class Executor:
     trust: Trust | None = None
     # The leadership fence (service.leadership): asked again right before every send starts.
     may_send: Callable[[], bool] = lambda: True
+    on_confirmed: Callable[[Action], None] | None = None  # each action the chain shows done
     _busy: set[Pubkey] = field(default_factory=set)
 
     async def execute(
@@ -564,6 +565,8 @@ class Executor:
             report.reclaimed_lamports += action.lamports
         else:
             m.claim_rent_lamports.inc(-action.lamports)
+        if self.on_confirmed is not None:
+            self.on_confirmed(action)
         log.info(
             "action confirmed",
             task=str(plan.task),

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from keeper.service.metrics import Metrics
 
 Check = Callable[[], Awaitable[str | None]]  # None when healthy, else what is wrong
+Detail = Callable[[], str | None]  # informational: shown in /readyz, never fails it
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Readiness:
     cache_seconds: float = 5.0
     # "leader" or "standby" (service.leadership): a standby is ready, and says so.
     role: Callable[[], str] = lambda: "leader"
+    details: Mapping[str, Detail] = field(default_factory=dict)
     _cached_at: float = field(default=-1e9, init=False)
     _failures: dict[str, str] = field(default_factory=dict, init=False)
 
@@ -55,12 +57,15 @@ def build_app(metrics: Metrics, readiness: Readiness) -> web.Application:
     async def readyz(_request: web.Request) -> web.Response:
         failures = await readiness.failures()
         status = 200 if not failures else 503
-        body = {
+        body: dict[str, object] = {
             "ready": not failures,
             "failing": failures,
             "checks": sorted(readiness.checks),
             "role": readiness.role(),
         }
+        details = {name: text for name, detail in readiness.details.items() if (text := detail())}
+        if details:
+            body["details"] = details
         return web.json_response(body, status=status)
 
     app = web.Application()

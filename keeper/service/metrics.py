@@ -17,6 +17,7 @@ SCANNED_KINDS = ("market", "run", "job")  # the account kinds a full read scans
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
 _DENSITY_BUCKETS = (1, 2, 4, 6, 8, 10, 13, 16, 19, 20, 21, 22, 25)
+_DUE_BUCKETS = (0.5, 1, 2, 3, 5, 10, 20, 30, 60, 300, 600, 1800, 3600)
 _SCAN_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
 
 
@@ -265,6 +266,86 @@ class Metrics:
             self.leadership_transitions.labels(change=change)
         for reason in ("timeout", "conflict", "api_error"):
             self.lease_renew_failures.labels(reason=reason)
+        self._live_metrics()
+
+    def _live_metrics(self) -> None:
+        """Discovery's: bytes moved, full reads, the live feed and due-to-confirmed."""
+        p = PREFIX
+        r = self.registry
+        self.rpc_response_bytes = Counter(
+            f"{p}_rpc_response_bytes_total",
+            "Response bytes received, by RPC method (HTTP bodies; websocket messages under "
+            "their notification method).",
+            ["method"],
+            registry=r,
+        )
+        self.full_read_accounts = Gauge(
+            f"{p}_full_read_accounts",
+            "Accounts the last full read returned, by kind (market, run, job).",
+            ["kind"],
+            registry=r,
+        )
+        self.updates = Counter(
+            f"{p}_account_updates_total",
+            "Program accounts received, by source (full_read, live).",
+            ["source"],
+            registry=r,
+        )
+        self.live_connected = Gauge(
+            f"{p}_live_feed_connected",
+            "1 while the live feed's websocket is subscribed and followed, else 0 (polling).",
+            registry=r,
+        )
+        self.live_mode = Gauge(
+            f"{p}_live_mode",
+            "1 when the service runs with discovery.live (it should follow the feed), else 0.",
+            registry=r,
+        )
+        self.live_reconnects = Counter(
+            f"{p}_live_feed_reconnects_total",
+            "Live feed connections lost or attempts refused (closed, refused, silent past "
+            "the watchdog); each is followed by a reconnect after the backoff.",
+            registry=r,
+        )
+        self.live_notifications = Counter(
+            f"{p}_live_notifications_total",
+            "Live feed notifications, by account kind (job, run, market, clock, closed, other).",
+            ["kind"],
+            registry=r,
+        )
+        self.resyncs = Counter(
+            f"{p}_resyncs_total",
+            "Full reads in live mode, by cause (start, reconnect, interval, market_closed).",
+            ["cause"],
+            registry=r,
+        )
+        self.live_scheduled = Gauge(
+            f"{p}_live_scheduled_actions",
+            "Actions held by the live feed for their due time (chain time), by task.",
+            ["task"],
+            registry=r,
+        )
+        self.live_overflow = Counter(
+            f"{p}_live_unscheduled_total",
+            "Actions not held because discovery.max_scheduled was reached, by task (the next "
+            "full read finds them).",
+            ["task"],
+            registry=r,
+        )
+        self.due_to_confirmed = Histogram(
+            f"{p}_due_to_confirmed_seconds",
+            "From an action's due time to its confirmation, both on chain time (s), by task.",
+            ["task"],
+            buckets=_DUE_BUCKETS,
+            registry=r,
+        )
+        for source in ("full_read", "live"):
+            self.updates.labels(source=source)
+        for cause in ("start", "reconnect", "interval", "market_closed"):
+            self.resyncs.labels(cause=cause)
+
+    def count_response_bytes(self, method: str, count: int) -> None:
+        self.rpc_response_bytes.labels(method=method).inc(count)
 
     def record_backlog(
         self,

@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from keeper import __version__
 from keeper.chain.accounts import get_balance
-from keeper.chain.clock import chain_time
+from keeper.chain.clock import ChainTime, chain_time
 from keeper.chain.endpoints import FailoverRpc
 from keeper.chain.pages import ScanMethod
 from keeper.chain.rpc import RpcClient
@@ -53,11 +53,12 @@ from keeper.service.leadership import (
     start_election,
     stop_election,
 )
+from keeper.service.live import LiveMode
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings, TaskSettings
 from keeper.service.trust import ClockGuard, Trust, Verifier
 from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs, trust
-from keeper.tasks.plan import TASK_ACTION_REASONS, Plan, Task
+from keeper.tasks.plan import TASK_ACTION_REASONS, Action, Plan, Task
 
 log = structlog.get_logger("keeper")
 
@@ -87,6 +88,8 @@ class Keeper:
     last_success: dict[Task, float] = field(default_factory=dict)
     last_started: dict[Task, float] = field(default_factory=dict)  # monotonic, per task
     leadership: Leadership = field(default_factory=SoleKeeper)
+    live: LiveMode | None = None  # the live feed, in the service with discovery.live
+    chain_clock: tuple[int, float] | None = None  # last chain time seen, and when (monotonic)
 
     async def start(self) -> None:
         self.metrics.build_info.info({"version": __version__})
@@ -132,11 +135,12 @@ class Keeper:
             self.settings,
             self.identity,
             self.metrics,
-            self._scope(),
+            self.scope(),
             sender,
             budget.FeeBudget(limit=self.settings.fees.hourly_budget_lamports),
             trust=self.trust,
             may_send=self._may_send,
+            on_confirmed=self._due_confirmed,
         )
 
     def _trust(self) -> Trust:
@@ -169,7 +173,7 @@ class Keeper:
     def _role(self) -> str:
         return self.leadership.role()
 
-    def _scope(self) -> discovery.Scope:
+    def scope(self) -> discovery.Scope:
         assert self.rpc is not None
         assert self.identity is not None
         return discovery.Scope(
@@ -198,14 +202,31 @@ class Keeper:
             Task.FINISHED_JOBS: self.settings.clean,
         }[task]
 
-    async def _chain_now(self) -> int:
+    async def read_chain_time(self) -> int:
         assert self.rpc is not None
         now = await chain_time(self.rpc)
-        self.metrics.chain_time.set(now.unix_timestamp)
-        self.metrics.chain_time_lag.set(now.lag_behind(time.time()))
+        self.observe_chain_time(now)
         return now.unix_timestamp
 
-    def _request(self, tasks: Sequence[Task], now: int) -> discovery.PassRequest:
+    def observe_chain_time(self, now: ChainTime) -> None:
+        """Chain time just read (a pass's clock read, or the live feed's Clock sysvar)."""
+        self.metrics.chain_time.set(now.unix_timestamp)
+        self.metrics.chain_time_lag.set(now.lag_behind(time.time()))
+        self.chain_clock = (now.unix_timestamp, time.monotonic())
+
+    def _due_confirmed(self, action: Action) -> None:
+        """Due (chain time) to confirmed: chain time now is the last read plus the seconds
+        since (measurement only: the local clock never decides anything here)."""
+        if self.chain_clock is None or not action.due_at:
+            return
+        seen, at = self.chain_clock
+        if self.live is not None and self.live.now is not None and self.live.following:
+            seen, at = self.live.now, time.monotonic()  # the feed's clock: fresh every slot
+        now = seen + (time.monotonic() - at)
+        task = next(t for t, reasons in TASK_ACTION_REASONS.items() if action.reason in reasons)
+        self.metrics.due_to_confirmed.labels(task=task).observe(max(0.0, now - action.due_at))
+
+    def request_for(self, tasks: Sequence[Task], now: int) -> discovery.PassRequest:
         assert self.identity is not None
         admin = self.identity.is_admin
         quit_params = expired_runs.ExpiredRunsParams(
@@ -247,10 +268,10 @@ class Keeper:
         names = "+".join(str(task) for task in tasks)
         try:
             async with asyncio.timeout_at(deadline):
-                now = await self._chain_now()
-                read = await discovery.full_read(self._scope(), self._request(tasks, now))
+                now = await self.read_chain_time()
+                read = await discovery.full_read(self.scope(), self.request_for(tasks, now))
                 for task, (plan, findings) in read.plans.items():
-                    read.plans[task] = (await self._screen(plan, now), findings)
+                    read.plans[task] = (await self.screen(plan, now), findings)
         except TimeoutError:
             error = PassOverDeadline(
                 f"{names} pass over its {limit_s} s deadline, while scanning: nothing sent"
@@ -263,6 +284,8 @@ class Keeper:
                 self._failed(task, reports[task], error, started)
             return list(reports.values())
         self._record_read(read)
+        if self.live is not None:
+            self.live.read_done(read)
         await asyncio.gather(
             *(
                 self._carry_out(task, read.plans[task], reports[task], started, deadline)
@@ -294,6 +317,9 @@ class Keeper:
             log.error("pass crashed", task=str(task), exc_info=error)
 
     def _record_read(self, read: discovery.FullRead) -> None:
+        for kind, count in read.accounts.items():
+            self.metrics.full_read_accounts.labels(kind=kind).set(count)
+        self.metrics.updates.labels(source="full_read").inc(sum(read.accounts.values()))
         for kind, count in read.duplicates.items():
             if count:
                 self.metrics.scan_duplicates.labels(kind=kind).inc(count)
@@ -335,7 +361,7 @@ class Keeper:
         assert self.executor is not None
         try:
             async with asyncio.timeout_at(deadline):
-                await self._refresh_balance()
+                await self.refresh_balance()
         except TimeoutError as error:
             raise PassOverDeadline(f"{over}, before sending: nothing sent") from error
         limit = self.task_settings(task).max_actions_per_pass
@@ -345,12 +371,12 @@ class Keeper:
                 "unsent, transactions in flight counted abandoned"
             )
 
-    async def _screen(self, plan: Plan, now: int) -> Plan:
+    async def screen(self, plan: Plan, now: int) -> Plan:
         """The plan without what the clock veto or the verify endpoints withhold (counted)."""
         assert self.trust is not None
         return trust.withhold(plan, await self.trust.screen(plan.actions, now))
 
-    async def _refresh_balance(self) -> None:
+    async def refresh_balance(self) -> None:
         assert self.rpc is not None
         assert self.identity is not None
         balance = await get_balance(self.rpc, self.identity.keypair.pubkey())
@@ -414,12 +440,20 @@ class Keeper:
         ]
 
     async def tick(self) -> None:
+        if self.live is not None and self.live.in_charge:
+            return  # live: the feed and its resyncs do the tasks' work
         now = time.monotonic()
         tasks = self.due_tasks(now)
         for task in tasks:
             self.last_started[task] = now
         if tasks:
             await self.run_tasks(tasks)
+
+    def live_resynced(self, tasks: Sequence[Task]) -> None:
+        """A live-mode full read succeeded: the tasks are served (readiness) until the next."""
+        now = time.monotonic()
+        for task in tasks:
+            self.last_started[task] = now
 
     # -- readiness ---------------------------------------------------------------------
 
@@ -446,7 +480,8 @@ class Keeper:
         }
         for task in self.enabled_tasks():
             checks[f"task_{task}"] = self._task_check(task)
-        return Readiness(checks, role=self._role)
+        details = {} if self.live is None else {"live_feed": self.live.problem}
+        return Readiness(checks, role=self._role, details=details)
 
     def _task_check(self, task: Task) -> Callable[[], Awaitable[str | None]]:
         limit = self.task_settings(task).interval_seconds * (
@@ -455,6 +490,8 @@ class Keeper:
         started = time.monotonic()
 
         async def check() -> str | None:
+            if self.live is not None and self.live.following:
+                return None  # followed live: passes run only at resyncs
             last = self.last_success.get(task)
             age = time.monotonic() - (last if last is not None else started)
             if last is None and age < limit:
@@ -531,6 +568,7 @@ async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
     except BaseException:
         await keeper.close()
         raise
+    following = await _start_live(keeper)
     app = build_app(keeper.metrics, keeper.readiness())
     http, port = await start_http(app, keeper.settings.metrics.host, keeper.settings.metrics.port)
     log.info("metrics listening", url=f"http://{keeper.settings.metrics.host}:{port}/metrics")
@@ -555,6 +593,12 @@ async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
         if election is not None:  # no send starts now; the standby may take over at once
             await stop_election(*election)
         scheduler.shutdown(wait=False)
+        if following is not None:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+        if keeper.live is not None:
+            await keeper.live.close()
         await keeper.close()
         await http.cleanup()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -569,3 +613,17 @@ async def _elect(keeper: Keeper) -> tuple[LeaseElector, asyncio.Task[None]] | No
     elector, task = await start_election(keeper.settings.leader_election, keeper.metrics)
     keeper.leadership = elector
     return elector, task
+
+
+async def _start_live(keeper: Keeper) -> asyncio.Task[None] | None:
+    """With discovery.live, the live feed's loop; its first connection is awaited briefly so
+    the first full read is the feed's (a refused feed falls back to polling at once)."""
+    if not keeper.settings.discovery.live:
+        return None
+    keeper.live = LiveMode(keeper)
+    keeper.metrics.live_mode.set(1)
+    following = asyncio.create_task(keeper.live.run())
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(keeper.live.feed_settings().open_timeout_s + 1):
+            await keeper.live.first_attempt.wait()
+    return following

@@ -127,6 +127,12 @@ class RpcSettings(Group):
         "first again (it stays the last resort meanwhile).",
     )
 
+    ws_url: str | None = Field(
+        None,
+        description="Websocket (pubsub) endpoint of the live feed. Default: rpc.url with "
+        "ws(s):// (providers serve both on one address); redacted like rpc.url in logs.",
+    )
+
     def read_urls(self) -> list[str]:
         """rpc.url, then rpc.urls, each once."""
         return list(dict.fromkeys([self.url, *self.urls]))
@@ -259,6 +265,54 @@ class ScheduleSettings(Group):
     )
 
 
+class DiscoverySettings(Group):
+    """How the keeper learns of changes: full reads, and the live feed between them."""
+
+    live: bool = Field(
+        True,
+        description="Follow the program over the RPC node's websocket between full reads "
+        "(programSubscribe, the Clock sysvar, each market): actions are sent when they fall "
+        "due on chain time instead of at the next poll, and full reads run only every "
+        "resync_interval_seconds. Off: poll at the task intervals.",
+    )
+    resync_interval_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds between full reads in live mode (one also runs at start and "
+        "after every reconnect): heals any notification the feed missed. An hour keeps "
+        "getProgramAccounts, the costly call, at 24 a day.",
+    )
+    silence_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="The watchdog: with no message at all for this long (the Clock sysvar "
+        "notifies every slot, ~0.4 s) the socket counts as stalled and is reconnected.",
+    )
+    ping_interval_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Websocket ping interval (s): providers close idle sockets after about "
+        "10 minutes; a ping unanswered for as long also drops the connection.",
+    )
+    reconnect_backoff_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="First wait before reconnecting a lost feed (s); doubles per failure.",
+    )
+    reconnect_backoff_max_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Longest wait between reconnect attempts (s); the keeper polls at the "
+        "task intervals meanwhile.",
+    )
+    max_scheduled: int = Field(
+        100_000,
+        ge=1,
+        description="Most actions held for a later due time (per task): memory stays "
+        "bounded; beyond it an action is left for the next full read (counted).",
+    )
+
+
 class LogSettings(Group):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["auto", "json", "console"] = Field(
@@ -362,6 +416,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     log: LogSettings = LogSettings()
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
 
     _check_keys = field_validator("program_id", "market_admin", "nos_mint")(_pubkey)
 

@@ -80,6 +80,19 @@ def _advance(metrics: Metrics, step: int) -> None:
         "finished_jobs", ["job_expired", "market_gone"], {"job_expired": 900 - step}, {}
     )
     metrics.scan_duplicates.labels(kind="job").inc(step % 2)
+    metrics.live_mode.set(1)
+    metrics.live_connected.set(1)
+    metrics.live_reconnects.inc(step % 2)
+    metrics.resyncs.labels(cause="interval").inc(step % 2)
+    for kind in ("job", "run", "market", "clock"):
+        metrics.live_notifications.labels(kind=kind).inc(3)
+    metrics.due_to_confirmed.labels(task="finished_jobs").observe(1.0 + step % 3)
+    metrics.count_response_bytes("getProgramAccounts", 10_000)
+    metrics.count_response_bytes("programNotification", 500)
+    metrics.updates.labels(source="live").inc(3)
+    metrics.updates.labels(source="full_read").inc(100)
+    for kind in ("market", "run", "job"):
+        metrics.full_read_accounts.labels(kind=kind).set(10)
     metrics.pass_errors.labels(task="finished_jobs").inc(step % 2)
     for action, reason in ACTIONS.items():
         metrics.actions_planned.labels(action=action, reason=reason).inc(20)

@@ -117,6 +117,7 @@ def test_every_alert_is_documented() -> None:
         "prometheusRule.rpcEndpointDown.for=30m",
         "prometheusRule.noLeader.for=10m",
         "prometheusRule.manyLeaders.for=5m",
+        "prometheusRule.liveFeedDown.for=30m",
     ],
 )
 def test_unit_tests_notice_a_changed_threshold(

@@ -22,3 +22,10 @@ def test_demo_resolves_every_expected_case() -> None:
     assert summary["tasks"]["finished_jobs"]["confirmed"] == 9
     assert summary["orphans"] == 5
     assert "metrics were served at http://127.0.0.1:" in result.stdout
+
+
+def test_demo_shows_live_mode_cleaning_a_job_as_it_expires_without_a_full_read() -> None:
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stdout.splitlines() if "live mode: cleaned" in line]
+    assert "(0 s after it fell due), 0 getProgramAccounts calls in between" in line

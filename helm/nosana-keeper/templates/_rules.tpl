@@ -116,6 +116,19 @@ groups:
           {{- with $r.runbookUrl }}
           runbook_url: {{ printf "%s#nosanakeeperchainclockahead" . }}
           {{- end }}
+      - alert: NosanaKeeperLiveFeedDown
+        expr: |-
+          max by ({{ $by }}) (nosana_keeper_live_feed_connected) == 0
+          and
+          max by ({{ $by }}) (nosana_keeper_live_mode) == 1
+        for: {{ $r.liveFeedDown.for }}
+        {{- include "nosana-keeper.alertLabels" (list . $r.liveFeedDown.severity) | nindent 8 }}
+        annotations:
+          summary: the keeper's live feed is down, it polls
+          description: {{ `The keeper on {{ $labels.instance }} cannot follow the RPC node's websocket: it polls at the task intervals (more getProgramAccounts, actions later than due).` | quote }}
+          {{- with $r.runbookUrl }}
+          runbook_url: {{ printf "%s#nosanakeeperlivefeeddown" . }}
+          {{- end }}
       - alert: NosanaKeeperRpcEndpointDown
         expr: min by ({{ $by }}, role, endpoint) (nosana_keeper_rpc_endpoint_up) == 0
         for: {{ $r.rpcEndpointDown.for }}

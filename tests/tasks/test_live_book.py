@@ -1,0 +1,162 @@
+"""The live book: notifications judged by the tasks' own rules, handed out exactly when
+chain time reaches their due second, never before; bounded; chain time only."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keeper.program.instructions import MaintenanceInstruction
+from keeper.program.state import JobState
+from keeper.tasks import finished_jobs
+from keeper.tasks.expired_runs import ExpiredRunsParams
+from keeper.tasks.finished_jobs import FinishedJobsParams
+from keeper.tasks.live import LiveBook, LiveParams
+from keeper.tasks.plan import Reason, Task
+from keeper.tasks.stopped_jobs import StoppedJobsParams
+from keeper.tasks.views import ABSENT
+from tests.tasks import task_factories as factories
+
+ADMIN = FinishedJobsParams(is_admin=True)
+NOT_ADMIN = FinishedJobsParams(is_admin=False)
+QUIT = ExpiredRunsParams(is_admin=True, grace_seconds=300)
+CLAIM = StoppedJobsParams(claim_enabled=True, identity=factories.IDENTITY, payer=factories.KEEPER)
+MARKETS = {factories.MARKET: factories.market(job_expiration=86_400)}
+
+times = st.integers(min_value=0, max_value=2**40)
+
+
+def book(**params: object) -> LiveBook:
+    return LiveBook(LiveParams(**params))  # type: ignore[arg-type]
+
+
+@given(time_end=times, seen_at=times, later=st.integers(0, 10**6))
+def test_a_done_job_is_handed_out_at_the_first_second_clean_accepts_it(
+    time_end: int, seen_at: int, later: int
+) -> None:
+    live = book(finished=ADMIN)
+    job = factories.job(state=JobState.DONE, time_end=time_end)
+    live.job_changed(factories.JOB, job, markets=MARKETS, now=seen_at)
+    due = live.due_at(Task.FINISHED_JOBS, factories.JOB)
+    assert due == max(seen_at, time_end + 86_400 + 1)
+    assert live.pop_due(Task.FINISHED_JOBS, due - 1) == []  # never a second early
+    # ... and then exactly what a pass at that chain time would plan.
+    (action, when), *rest = live.pop_due(Task.FINISHED_JOBS, due + later)
+    assert rest == []
+    assert when == due
+    expected = finished_jobs.decide_jobs(
+        [(factories.JOB, job)], markets=MARKETS, now=due, params=ADMIN
+    ).actions
+    assert (action,) == expected
+    assert finished_jobs.is_expired(86_400, time_end, when)
+    assert live.sizes()[Task.FINISHED_JOBS] == 0
+
+
+def test_cleanadmin_is_filed_only_for_a_done_job_whose_market_is_gone() -> None:
+    gone = {factories.MARKET: ABSENT}
+    for state in (JobState.QUEUED, JobState.STOPPED):
+        live = book(finished=ADMIN)
+        live.job_changed(factories.JOB, factories.job(state=state), markets=gone, now=5)
+        assert live.sizes()[Task.FINISHED_JOBS] == 0
+    live = book(finished=ADMIN)
+    live.job_changed(factories.JOB, factories.job(state=JobState.DONE), markets=gone, now=5)
+    [(action, due)] = live.pop_due(Task.FINISHED_JOBS, 5)
+    assert (action.kind, action.reason, due) == (
+        MaintenanceInstruction.CLEAN_ADMIN,
+        Reason.MARKET_GONE,
+        5,
+    )
+    live = book(finished=NOT_ADMIN)
+    live.job_changed(factories.JOB, factories.job(state=JobState.DONE), markets=gone, now=5)
+    assert live.pop_due(Task.FINISHED_JOBS, 10**12) == []
+    assert live.skips[Reason.NOT_ADMIN] == 1
+
+
+def test_legacy_jobs_are_never_filed() -> None:
+    live = book(finished=ADMIN, stopped=CLAIM)
+    for state in (JobState.DONE, JobState.STOPPED):
+        legacy = factories.legacy_job(state=state)
+        live.job_changed(factories.JOB, legacy, markets=MARKETS, now=10**9)
+    assert live.sizes() == dict.fromkeys(live.sizes(), 0)
+
+
+@given(run_time=times, timeout=st.integers(0, 10**6), seen_at=times)
+def test_a_run_is_handed_out_when_it_times_out_past_grace(
+    run_time: int, timeout: int, seen_at: int
+) -> None:
+    live = book(expired=QUIT)
+    job = factories.job(state=JobState.QUEUED, timeout=timeout)
+    live.run_changed(factories.RUN, factories.run(time=run_time), job=job, now=seen_at)
+    due = max(seen_at, run_time + timeout + 300 + 1)
+    assert live.due_at(Task.EXPIRED_RUNS, factories.RUN) == due
+    assert live.pop_due(Task.EXPIRED_RUNS, due - 1) == []
+    [(action, when)] = live.pop_due(Task.EXPIRED_RUNS, due)
+    assert (action.kind, action.account, when) == (
+        MaintenanceInstruction.QUIT_ADMIN,
+        factories.RUN,
+        due,
+    )
+
+
+def test_a_run_whose_job_is_done_or_gone_is_due_at_once() -> None:
+    for job, reason in (
+        (factories.job(state=JobState.DONE), Reason.RUN_JOB_DONE),
+        (ABSENT, Reason.RUN_JOB_MISSING),
+    ):
+        live = book(expired=QUIT)
+        live.run_changed(factories.RUN, factories.run(time=10), job=job, now=50)
+        [(action, due)] = live.pop_due(Task.EXPIRED_RUNS, 50)
+        assert (action.reason, due) == (reason, 50)
+
+
+def test_a_job_that_finishes_forgets_its_runs_quit() -> None:
+    live = book(expired=QUIT, finished=ADMIN)
+    queued = factories.job(state=JobState.QUEUED, timeout=60)
+    live.run_changed(factories.RUN, factories.run(time=0), job=queued, now=0)
+    assert live.sizes()[Task.EXPIRED_RUNS] == 1
+    done = factories.job(state=JobState.DONE, time_end=30)
+    live.job_changed(factories.JOB, done, markets=MARKETS, now=30)
+    assert live.sizes()[Task.EXPIRED_RUNS] == 0  # finish closed the run
+    assert live.pop_due(Task.EXPIRED_RUNS, 10**12) == []
+
+
+def test_a_stopped_job_is_judged_for_claim_at_once() -> None:
+    live = book(stopped=CLAIM)
+    stake = factories.stake(xnos=10**12)
+    stopped = factories.job(state=JobState.STOPPED)
+    live.job_changed(factories.JOB, stopped, markets=MARKETS, now=77, stake=stake)
+    [(action, due)] = live.pop_due(Task.STOPPED_JOBS, 77)
+    assert (action.kind, action.reason, due) == (
+        MaintenanceInstruction.CLAIM,
+        Reason.JOB_STOPPED,
+        77,
+    )
+    live.job_changed(factories.JOB, stopped, markets=MARKETS, now=77, stake=ABSENT)
+    assert live.pop_due(Task.STOPPED_JOBS, 77) == []
+    assert live.skips[Reason.STAKE_MISSING] == 1
+
+
+def test_a_job_written_again_is_refiled_not_doubled() -> None:
+    live = book(finished=ADMIN)
+    live.job_changed(factories.JOB, factories.job(time_end=0), markets=MARKETS, now=0)
+    live.job_changed(factories.JOB, factories.job(time_end=100), markets=MARKETS, now=0)
+    assert live.sizes()[Task.FINISHED_JOBS] == 1
+    assert live.due_at(Task.FINISHED_JOBS, factories.JOB) == 100 + 86_400 + 1
+    requeued = factories.job(state=JobState.QUEUED)
+    live.job_changed(factories.JOB, requeued, markets=MARKETS, now=0)
+    assert live.sizes()[Task.FINISHED_JOBS] == 0
+
+
+@given(count=st.integers(1, 60), capacity=st.integers(1, 30), limit=st.integers(1, 10))
+def test_memory_is_bounded_and_batches_are_small(count: int, capacity: int, limit: int) -> None:
+    live = book(finished=ADMIN, capacity=capacity)
+    for index in range(count):
+        job = factories.job(time_end=index)
+        live.job_changed(factories.key(index), job, markets=MARKETS, now=0)
+    held = min(count, capacity)
+    assert live.sizes()[Task.FINISHED_JOBS] == held
+    assert live.overflow[Task.FINISHED_JOBS] == count - held
+    popped = live.pop_due(Task.FINISHED_JOBS, 10**12, limit)
+    assert len(popped) == min(limit, held)
+    dues = [due for _action, due in popped]
+    assert dues == sorted(dues)  # the earliest due first
