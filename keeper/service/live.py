@@ -84,6 +84,7 @@ class LiveMode:
         self._subscribed_once = False
         self._resync: asyncio.Task[None] | None = None
         self._resync_again: str | None = None
+        self._was_sender = True  # the last dispatch could send (leader, or no election)
         self._resync_started = time.monotonic()
         self._sending: dict[Task, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -330,7 +331,28 @@ class LiveMode:
 
     # -- sending what is due -------------------------------------------------------------
 
+    def timer(self) -> None:
+        """The scheduler's tick while the feed is in charge: resyncs that are due, and a
+        takeover, are noticed even when no clock notification arrives."""
+        self._check_sender()
+        self._maybe_interval_resync()
+
+    def _check_sender(self) -> bool:
+        """Whether due actions may be handed out now. A standby keeps them in its book
+        (handed out, they would be dropped unsent); on taking over, a resync sends what
+        waited meanwhile."""
+        if not self._may_send():
+            self._was_sender = False
+            return False
+        if not self._was_sender:
+            self._was_sender = True
+            log.info("live: now sending: resyncing for what waited", cause="leadership")
+            self._start_resync("leadership")
+        return True
+
     def _dispatch(self, now: int) -> None:
+        if not self._check_sender():
+            return
         for task in self.keeper.enabled_tasks():
             busy = self._sending.get(task)
             if busy is not None and not busy.done():
@@ -340,6 +362,9 @@ class LiveMode:
             if due:
                 self._sending[task] = asyncio.create_task(self._send(task, due, now))
         self._report_book()
+
+    def _may_send(self) -> bool:
+        return self.keeper.dry_run or self.keeper.leadership.may_send()
 
     async def _send(self, task: Task, due: list[tuple[Action, int]], now: int) -> None:
         keeper = self.keeper

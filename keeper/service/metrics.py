@@ -315,7 +315,8 @@ class Metrics:
         )
         self.resyncs = Counter(
             f"{p}_resyncs_total",
-            "Full reads in live mode, by cause (start, reconnect, interval, market_closed).",
+            "Full reads in live mode, by cause (start, reconnect, interval, market_closed, "
+            "leadership).",
             ["cause"],
             registry=r,
         )
@@ -341,7 +342,7 @@ class Metrics:
         )
         for source in ("full_read", "live"):
             self.updates.labels(source=source)
-        for cause in ("start", "reconnect", "interval", "market_closed"):
+        for cause in ("start", "reconnect", "interval", "market_closed", "leadership"):
             self.resyncs.labels(cause=cause)
 
     def count_response_bytes(self, method: str, count: int) -> None:

@@ -441,7 +441,8 @@ class Keeper:
 
     async def tick(self) -> None:
         if self.live is not None and self.live.in_charge:
-            return  # live: the feed and its resyncs do the tasks' work
+            self.live.timer()  # live: the feed and its resyncs do the tasks' work
+            return
         now = time.monotonic()
         tasks = self.due_tasks(now)
         for task in tasks:
