@@ -39,6 +39,7 @@ from keeper.localnet.standalone import write_keypairs  # noqa: E402
 
 DAY = 86_400
 SLOT_PAUSE_S = 0.1  # one chain second per slot, ten a wall second
+BYTES_METRIC = "nosana_keeper_rpc_response_bytes_total"
 
 
 def get(url: str) -> str:
@@ -161,6 +162,9 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             wait_live(base)
+            # The window's bytes only: the start resync (one full read) is counted in the
+            # day's 24 resyncs, not extrapolated with the window.
+            start_bytes = metric_sum(get(base + "/metrics"), BYTES_METRIC)
             t0 = chain.unix_timestamp
             calls_before = chain.node.stats.calls.get("getProgramAccounts", 0)
             jobs = finish_jobs(chain, args.steady, t0)
@@ -170,7 +174,7 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=60)
         calls = chain.node.stats.calls.get("getProgramAccounts", 0) - calls_before
-    report(args, text, latencies, calls, (polling_pass, polling_calls))
+    report(args, text, latencies, calls, (polling_pass, polling_calls), start_bytes=start_bytes)
 
 
 def report(
@@ -179,9 +183,11 @@ def report(
     latencies: list[float],
     calls: int,
     polling: tuple[int, int],
+    *,
+    start_bytes: float,
 ) -> None:
     polling_pass, polling_calls = polling
-    live_bytes = metric_sum(text, "nosana_keeper_rpc_response_bytes_total")
+    live_bytes = metric_sum(text, BYTES_METRIC) - start_bytes
     simulated = 2 * args.steady  # chain seconds the live keeper followed
     live_day = live_bytes * DAY / simulated + 24 * polling_pass  # plus the hourly resyncs
     polling_day = polling_pass * DAY / 60  # the 60 s tasks share a read each minute
@@ -190,6 +196,7 @@ def report(
         "background_done_jobs": args.jobs,
         "steady_jobs": args.steady,
         "cleaned": len(latencies),
+        "live_bytes_start_resync": start_bytes,
         "live_bytes_window": live_bytes,
         "live_getProgramAccounts_window": calls,
         "polling_pass_bytes": polling_pass,

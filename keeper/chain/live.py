@@ -1,11 +1,15 @@
 """The live feed: the program's accounts and the chain clock over the RPC node's websocket.
 
-One connection carries a ``programSubscribe`` on the Jobs program (base64), an
-``accountSubscribe`` on the Clock sysvar (chain time, and a heartbeat every slot) and one
-``accountSubscribe`` per watched account (markets: a real node sends no
-``programNotification`` when a program account is closed — the closed account is the
-default account, owned by the system program, and leaves the program's index — but an
-``accountNotification`` does arrive, with 0 lamports and the system program as owner).
+One connection carries one ``programSubscribe`` on the Jobs program per account kind it
+follows (base64, a memcmp filter on the kind's discriminator: by default JobAccounts and
+RunAccounts, so a 10,224-byte MarketAccount write never comes through the program feed),
+an ``accountSubscribe`` on the Clock sysvar (chain time, and a heartbeat every slot) and
+one ``accountSubscribe`` per watched account (markets, optionally with a ``dataSlice``:
+a real node sends no ``programNotification`` when a program account is closed — the
+closed account is the default account, owned by the system program, and leaves the
+program's index — but an ``accountNotification`` does arrive, with 0 lamports and the
+system program as owner). So each market write arrives once, through its own
+subscription, and sliced to what the decisions read.
 
 ``LiveFeed.events()`` yields typed events until the connection is lost; it then raises
 ``FeedLost`` and the caller reconnects (and resyncs with a full read: whatever happened
@@ -32,6 +36,7 @@ from keeper.chain.accounts import RawAccount, parse_account
 from keeper.chain.clock import ChainTime, decode_clock
 from keeper.chain.redact import redact_url
 from keeper.errors import FeedLost, RpcResponseError
+from keeper.program import filters
 from keeper.program.ids import CLOCK_SYSVAR
 
 if TYPE_CHECKING:
@@ -90,14 +95,27 @@ class ClockTick:
 FeedEvent = Subscribed | AccountChanged | AccountClosed | ClockTick
 
 
+# The program feed's subscriptions: one per account kind (markets come through their own
+# accountSubscribe, which also carries their close).
+JOBS_AND_RUNS: Final[tuple[tuple[filters.Filter, ...], ...]] = (
+    (filters.is_job(),),
+    (filters.is_run(),),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class FeedSettings:
+    """``program_filters``: one programSubscribe per entry, with those filters;
+    ``watch_slice``: the ``dataSlice`` of every watched account's notifications (None: whole)."""
+
     url: str
     program_id: Pubkey
     commitment: Commitment = "confirmed"
     ping_interval_s: float = 20.0
     silence_timeout_s: float = 60.0
     open_timeout_s: float = 10.0
+    program_filters: tuple[tuple[filters.Filter, ...], ...] = JOBS_AND_RUNS
+    watch_slice: filters.DataSliceParam | None = None
 
 
 class LiveFeed:
@@ -160,17 +178,18 @@ class LiveFeed:
 
     async def _subscribe_all(self) -> None:
         program = str(self._settings.program_id)
-        await self._request(
-            "programSubscribe", [program, self._account_config()], ("program", None)
-        )
+        for kind_filters in self._settings.program_filters:
+            config = {**self._account_config(), "filters": list(kind_filters)}
+            await self._request("programSubscribe", [program, config], ("program", None))
         await self._subscribe_account(CLOCK_SYSVAR)
         for key in self._watched:
             await self._subscribe_account(key)
 
     async def _subscribe_account(self, key: Pubkey) -> None:
-        await self._request(
-            "accountSubscribe", [str(key), self._account_config()], ("account", key)
-        )
+        config = self._account_config()
+        if key != CLOCK_SYSVAR and self._settings.watch_slice is not None:
+            config["dataSlice"] = self._settings.watch_slice
+        await self._request("accountSubscribe", [str(key), config], ("account", key))
 
     async def watch(self, key: Pubkey) -> None:
         """Be told when ``key`` changes or closes (markets: their close is never in the

@@ -15,6 +15,7 @@ from keeper.program.layouts import (
     JOB_DISCRIMINATOR,
     LEGACY_JOB_ALLOCATED_SIZE,
     MARKET_DISCRIMINATOR,
+    MARKET_TERMS_SIZE,
     RUN_DISCRIMINATOR,
     JobOffset,
     RunOffset,
@@ -101,6 +102,11 @@ def all_markets() -> list[Filter]:
 
 def data_slice(part: DataSlice) -> DataSliceParam:
     return {"offset": part.offset, "length": part.length}
+
+
+def market_terms() -> DataSliceParam:
+    """A market's terms, everything before its queue (147 of its 10,224 bytes)."""
+    return {"offset": 0, "length": MARKET_TERMS_SIZE}
 
 
 def no_data() -> DataSliceParam:

@@ -78,6 +78,9 @@ class MarketOffset:
 
 
 MARKET_HEADER_SIZE: Final = MarketOffset.QUEUE
+# The market's terms (everything before the queue): what clean's and claim's decisions
+# read. A ``dataSlice`` of this many bytes from offset 0 moves 147 bytes, not 10,224.
+MARKET_TERMS_SIZE: Final = MarketOffset.QUEUE_LEN
 MARKET_ALLOCATED_SIZE: Final = 10_224  # room for 314 queue entries
 MARKET_QUEUE_CAPACITY: Final = 314
 LEGACY_MARKET_ALLOCATED_SIZE: Final = 3_376  # markets opened before April 2024: 100 entries
@@ -152,6 +155,9 @@ class MarketAccount:
     node_xnos_minimum: int
     queue_type: int
     queue: tuple[Pubkey, ...]
+    # False when only the terms were read (``decode_market_terms``): ``queue`` is then
+    # empty because it was not read, and the census refuses such a market.
+    queue_read: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +254,29 @@ def decode_market(data: bytes) -> MarketAccount:
         node_xnos_minimum=_u128(data, MarketOffset.NODE_XNOS_MINIMUM),
         queue_type=data[MarketOffset.QUEUE_TYPE],
         queue=queue,
+    )
+
+
+def decode_market_terms(data: bytes) -> MarketAccount:
+    """Decode a MarketAccount's terms from at least its first ``MARKET_TERMS_SIZE`` bytes
+    (a ``dataSlice``): every field but the queue, which is marked unread."""
+    _check(data, MARKET_DISCRIMINATOR, MARKET_TERMS_SIZE, "MarketAccount terms")
+    expiration, price, timeout, job_type = _MARKET_NUMBERS.unpack_from(
+        data, MarketOffset.JOB_EXPIRATION
+    )
+    return MarketAccount(
+        authority=_pubkey(data, MarketOffset.AUTHORITY),
+        job_expiration=expiration,
+        job_price=price,
+        job_timeout=timeout,
+        job_type=job_type,
+        vault=_pubkey(data, MarketOffset.VAULT),
+        vault_bump=data[MarketOffset.VAULT_BUMP],
+        node_access_key=_pubkey(data, MarketOffset.NODE_ACCESS_KEY),
+        node_xnos_minimum=_u128(data, MarketOffset.NODE_XNOS_MINIMUM),
+        queue_type=data[MarketOffset.QUEUE_TYPE],
+        queue=(),
+        queue_read=False,
     )
 
 

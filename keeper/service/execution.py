@@ -32,7 +32,7 @@ from keeper.program import filters
 from keeper.program.instructions import MaintenanceInstruction
 from keeper.service import effects
 from keeper.service.context import Identity
-from keeper.service.discovery import Scope, job_views, market_views, run_views, stake_of
+from keeper.service.discovery import Scope, job_views, market_terms, run_views, stake_of
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings
 from keeper.service.trust import Trust
@@ -331,7 +331,7 @@ class Executor:
         if kind is MaintenanceInstruction.CLAIM:
             return [await self._recheck_claim(a) for a in actions]
         jobs = await job_views(self.scope, [a.account for a in actions])
-        markets = await market_views(self.scope, [a.market for a in actions if a.market])
+        markets = await market_terms(self.scope, [a.market for a in actions if a.market])
         finished = finished_jobs.FinishedJobsParams(is_admin=self.identity.is_admin)
         return [
             finished_jobs.recheck(
@@ -345,7 +345,7 @@ class Executor:
         runs = await count_program_accounts(
             self.scope.rpc, self.scope.program_id, filters.runs_of_job(action.account)
         )
-        markets = await market_views(self.scope, [] if action.market is None else [action.market])
+        markets = await market_terms(self.scope, [] if action.market is None else [action.market])
         claim = self.identity.claim
         stake = ABSENT if claim is None else await stake_of(self.scope, claim.stake)
         fresh = stopped_jobs.ClaimState(

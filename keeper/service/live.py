@@ -29,6 +29,7 @@ from keeper.chain.live import (
     ws_url_for,
 )
 from keeper.errors import FeedLost
+from keeper.program import filters
 from keeper.program.layouts import (
     JOB_DISCRIMINATOR,
     MARKET_DISCRIMINATOR,
@@ -41,7 +42,7 @@ from keeper.service import discovery
 from keeper.service.execution import PassReport, dry_run_lines
 from keeper.tasks.live import LiveBook, LiveParams
 from keeper.tasks.plan import Action, Plan, Task
-from keeper.tasks.views import ABSENT, job_view, market_view, run_view
+from keeper.tasks.views import ABSENT, job_view, market_terms_view, run_view
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -108,6 +109,8 @@ class LiveMode:
             program_id=self.keeper.identity.program_id,
             ping_interval_s=self.settings.ping_interval_seconds,
             silence_timeout_s=self.settings.silence_timeout_seconds,
+            # Live decisions read a market's terms, never its queue: 147 bytes a write.
+            watch_slice=filters.market_terms(),
         )
 
     # -- the loop ----------------------------------------------------------------------
@@ -211,7 +214,7 @@ class LiveMode:
         if self.now is None:
             return  # no chain time yet: the resync that follows subscription sees it
         if kind == "market":
-            await self._market_seen(account.key, market_view(account.data))
+            await self._market_seen(account.key, market_terms_view(account.data))
         elif kind == "job":
             await self._job_changed(account)
         elif kind == "run":
@@ -224,7 +227,7 @@ class LiveMode:
         markets = self.markets
         market_key = getattr(job, "market", None)
         if market_key is not None and market_key not in markets:
-            views = await discovery.market_views(self.keeper.scope(), [market_key])
+            views = await discovery.market_terms(self.keeper.scope(), [market_key])
             await self._market_seen(market_key, views[market_key])
         stopped = isinstance(job, JobAccount) and job.state == JobState.STOPPED
         stake = await self._stake() if stopped else ABSENT

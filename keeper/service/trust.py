@@ -22,7 +22,7 @@ from keeper.chain.endpoints import EndpointObserver, Role
 from keeper.chain.rpc import RpcClient
 from keeper.errors import RpcError
 from keeper.program.instructions import MaintenanceInstruction
-from keeper.service.discovery import Scope, job_views, market_views, run_views
+from keeper.service.discovery import Scope, job_views, market_terms, run_views
 from keeper.service.metrics import Metrics
 from keeper.tasks import expired_runs, finished_jobs, trust
 from keeper.tasks.plan import Action, Reason
@@ -169,7 +169,7 @@ async def admin_verdicts(
     jobs = await job_views(
         scope, [*(a.job for a in quits if a.job is not None), *(a.account for a in cleans)]
     )
-    markets = await market_views(scope, [a.market for a in cleans if a.market is not None])
+    markets = await market_terms(scope, [a.market for a in cleans if a.market is not None])
     verdicts: list[Reason | None] = []
     for action in actions:
         if action.kind is MaintenanceInstruction.QUIT_ADMIN:

@@ -21,6 +21,7 @@ from keeper.program.layouts import (
     StakeAccount,
     decode_job,
     decode_market,
+    decode_market_terms,
     decode_run,
     decode_stake,
 )
@@ -78,6 +79,13 @@ def run_view(data: bytes | None, *, owned: bool = True) -> RunView:
 
 def market_view(data: bytes | None, *, owned: bool = True) -> MarketView:
     return _view(data, owned, decode_market)
+
+
+def market_terms_view(data: bytes | None, *, owned: bool = True) -> MarketView:
+    """A market read with ``MARKET_TERMS_SIZE`` bytes of data (its queue unread): for the
+    decisions that use only its terms (clean's expiration, claim's stake and access key).
+    A market that does not exist is still ``ABSENT`` (None data), never undecodable."""
+    return _view(data, owned, decode_market_terms)
 
 
 def stake_view(data: bytes | None, *, owned: bool = True) -> StakeView:

@@ -4,6 +4,7 @@ fees, and a real ``cleanAdmin`` of a Done job whose market is gone."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -21,8 +22,10 @@ from keeper.localnet.chain import LocalChain
 from keeper.program import filters
 from keeper.program.batch import DONE_JOB_SLICE, decode_jobs
 from keeper.program.instructions import CleanAdminAccounts, clean_admin
-from keeper.program.layouts import JOB_ALLOCATED_SIZE, JobOffset
+from keeper.program.layouts import JOB_ALLOCATED_SIZE, MARKET_TERMS_SIZE, JobOffset, MarketAccount
 from keeper.program.state import JobState
+from keeper.service.discovery import Scope, market_terms, market_views
+from keeper.tasks.views import ABSENT
 
 
 @pytest.fixture
@@ -206,3 +209,19 @@ async def test_a_send_that_never_lands_expires(chain: LocalChain, rpc: RpcClient
     result = await execution
     assert result.outcome is SendOutcome.EXPIRED
     assert await get_account(rpc, accounts.job) is not None  # nothing happened
+
+
+async def test_market_terms_read_147_bytes_and_a_gone_market_stays_absent(
+    chain: LocalChain, rpc: RpcClient
+) -> None:
+    """Re-checks read a market's terms only (dataSlice); a closed market is still ABSENT."""
+    market, gone = label(chain, "market_open"), label(chain, "market_gone")
+    scope = Scope(rpc=rpc, program_id=chain.world.program_id, chunk_size=100)
+    terms = await market_terms(scope, [market, gone])
+    whole = (await market_views(scope, [market]))[market]
+    assert terms[gone] is ABSENT
+    assert isinstance(whole, MarketAccount)
+    assert terms[market] == dataclasses.replace(whole, queue=(), queue_read=False)
+    raw = await get_multiple_accounts(rpc, [market], data_slice=filters.market_terms())
+    assert raw[0] is not None
+    assert len(raw[0].data) == MARKET_TERMS_SIZE

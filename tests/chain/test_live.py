@@ -25,6 +25,7 @@ from keeper.chain.live import (
     ws_url_for,
 )
 from keeper.errors import FeedLost
+from keeper.program import filters
 from keeper.program.ids import CLOCK_SYSVAR
 
 PROGRAM = Pubkey.new_unique()
@@ -58,14 +59,18 @@ def _note(method: str, subscription: int, slot: int, value: Any) -> str:
 @asynccontextmanager
 async def node(script: Script) -> AsyncIterator[str]:
     """A websocket node: answers subscriptions with ids (by the subscribed key), then runs
-    ``script(connection, ids)``, where ids maps "program" and each account key to its id."""
+    ``script(connection, ids)``, where ids maps "program" (the jobs' programSubscribe),
+    "program:run" and each account key to its id. Requests are kept in ``script.requests``."""
+    requests: list[dict[str, Any]] = []
+    script.requests = requests  # type: ignore[attr-defined]
 
     async def handler(connection: ServerConnection) -> None:
         ids: dict[str, int] = {}
-        expected = 2 + len(getattr(script, "watched", ()))
+        expected = 3 + len(getattr(script, "watched", ()))
         async for raw in connection:
             request = json.loads(raw)
-            key = "program" if request["method"] == "programSubscribe" else request["params"][0]
+            requests.append(request)
+            key = _subscribed_key(request)
             ids[key] = 100 + len(ids)
             reply = {"jsonrpc": "2.0", "id": request["id"], "result": ids[key]}
             await connection.send(json.dumps(reply))
@@ -77,6 +82,13 @@ async def node(script: Script) -> AsyncIterator[str]:
     async with serve(handler, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         yield f"ws://127.0.0.1:{port}/"
+
+
+def _subscribed_key(request: dict[str, Any]) -> str:
+    if request["method"] != "programSubscribe":
+        return str(request["params"][0])
+    memcmp = request["params"][1]["filters"][0]["memcmp"]
+    return "program:run" if memcmp == filters.is_run()["memcmp"] else "program"
 
 
 def _settings(url: str, **overrides: Any) -> FeedSettings:
@@ -112,6 +124,32 @@ async def test_subscribes_then_yields_changes_clock_and_closes() -> None:
     assert isinstance(tick, ClockTick)
     assert (tick.time.slot, tick.time.unix_timestamp) == (8, 1_700_000_000)
     assert events[3] == AccountClosed(MARKET, 9)
+
+
+async def test_the_program_feed_is_one_subscription_per_kind_and_markets_are_sliced() -> None:
+    """Jobs and runs through the program feed, each by its discriminator (a market write
+    never arrives there); a watched market through its own subscription, sliced; the
+    clock whole."""
+
+    async def script(connection: ServerConnection, ids: dict[str, int]) -> None:
+        run = {"pubkey": str(JOB), "account": _account(b"\x02" * 120)}
+        await connection.send(_note("programNotification", ids["program:run"], 4, run))
+
+    script.watched = (MARKET,)  # type: ignore[attr-defined]
+    terms = filters.market_terms()
+    async with node(script) as url, LiveFeed(_settings(url, watch_slice=terms), {MARKET}) as feed:
+        events = await _collect(feed, 2)
+    assert isinstance(events[1], AccountChanged)
+    assert events[1].account.data == b"\x02" * 120
+    requests = script.requests  # type: ignore[attr-defined]
+    programs = [r["params"][1] for r in requests if r["method"] == "programSubscribe"]
+    assert [p["filters"] for p in programs] == [[filters.is_job()], [filters.is_run()]]
+    assert all(p["encoding"] == "base64" for p in programs)
+    accounts = {
+        r["params"][0]: r["params"][1] for r in requests if r["method"] == "accountSubscribe"
+    }
+    assert accounts[str(MARKET)]["dataSlice"] == terms
+    assert "dataSlice" not in accounts[str(CLOCK_SYSVAR)]
 
 
 async def test_a_watched_account_given_to_another_owner_counts_as_closed() -> None:

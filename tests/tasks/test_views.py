@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from task_factories import JOB, job, market, run, stake
 
 from keeper.program import layouts
+from keeper.tasks.census import queued_jobs
 from keeper.tasks.views import (
     ABSENT,
     Foreign,
     job_view,
+    market_terms_view,
     market_view,
     require,
     run_view,
@@ -60,3 +64,27 @@ def test_require_refuses_an_unfetched_key() -> None:
     assert require({JOB: ABSENT}, JOB, "job") is ABSENT
     with pytest.raises(KeyError, match="pass ABSENT"):
         require({}, JOB, "job")
+
+
+def test_market_terms_decode_every_field_but_the_queue() -> None:
+    whole = market(queue=(JOB,))
+    data = layouts.encode_market(whole)[: layouts.MARKET_TERMS_SIZE]
+    terms = market_terms_view(data)
+    assert isinstance(terms, layouts.MarketAccount)
+    assert terms == dataclasses.replace(whole, queue=(), queue_read=False)
+
+
+def test_market_terms_absent_stays_absent_and_short_is_foreign() -> None:
+    assert market_terms_view(None) is ABSENT
+    short = layouts.encode_market(market())[: layouts.MARKET_TERMS_SIZE - 1]
+    assert isinstance(market_terms_view(short), Foreign)
+    assert isinstance(market_terms_view(b"\x00" * 200), Foreign)  # wrong discriminator
+    assert market_terms_view(layouts.encode_market(market()), owned=False) == Foreign(
+        "owned by another program"
+    )
+
+
+def test_the_census_refuses_a_market_whose_queue_was_not_read() -> None:
+    terms = market_terms_view(layouts.encode_market(market(queue=(JOB,))))
+    with pytest.raises(ValueError, match="queue"):
+        queued_jobs(terms)
