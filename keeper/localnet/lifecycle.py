@@ -111,7 +111,7 @@ class JobLifecycle:
             timeout=market_account.job_timeout if timeout is None else timeout,
         )
         self._put_owned(key, encode_job(job))
-        self._write_queue(market, (*market_account.queue, key), QueueType.JOB)
+        self._write_queue(market, (*(market_account.queue or ()), key), QueueType.JOB)
         return key
 
     def start_job(
@@ -226,9 +226,9 @@ class JobLifecycle:
         account = self.ledger.get(market)
         if account is None or account.owner != self.program_id:
             return  # a closed market has no queue to leave
-        decoded = self._market(market)
-        if job in decoded.queue:
-            queue = tuple(key for key in decoded.queue if key != job)
+        queue_now = self._market(market).queue or ()  # decoded whole: always read
+        if job in queue_now:
+            queue = tuple(key for key in queue_now if key != job)
             self._write_queue(market, queue, QueueType.JOB if queue else QueueType.EMPTY)
 
     def _write_queue(self, market: Pubkey, queue: tuple[Pubkey, ...], queue_type: int) -> None:

@@ -11,7 +11,7 @@ same bytes through anchorpy; a property test keeps the two in agreement.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from solders.pubkey import Pubkey
@@ -154,10 +154,9 @@ class MarketAccount:
     node_access_key: Pubkey
     node_xnos_minimum: int
     queue_type: int
-    queue: tuple[Pubkey, ...]
-    # False when only the terms were read (``decode_market_terms``): ``queue`` is then
-    # empty because it was not read, and the census refuses such a market.
-    queue_read: bool = True
+    # None when only the terms were read (``decode_market_terms``): not an empty queue,
+    # an unread one, which the census refuses.
+    queue: tuple[Pubkey, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,9 +230,6 @@ def decode_market(data: bytes) -> MarketAccount:
     The bytes after the queue are not zeroed when it shrinks: stale keys stay there.
     """
     _check(data, MARKET_DISCRIMINATOR, MARKET_HEADER_SIZE, "MarketAccount")
-    expiration, price, timeout, job_type = _MARKET_NUMBERS.unpack_from(
-        data, MarketOffset.JOB_EXPIRATION
-    )
     (queue_len,) = _U32.unpack_from(data, MarketOffset.QUEUE_LEN)
     queue_end = MarketOffset.QUEUE + queue_len * PUBKEY_LEN
     if queue_end > len(data):
@@ -242,19 +238,7 @@ def decode_market(data: bytes) -> MarketAccount:
         Pubkey.from_bytes(data[offset : offset + PUBKEY_LEN])
         for offset in range(MarketOffset.QUEUE, queue_end, PUBKEY_LEN)
     )
-    return MarketAccount(
-        authority=_pubkey(data, MarketOffset.AUTHORITY),
-        job_expiration=expiration,
-        job_price=price,
-        job_timeout=timeout,
-        job_type=job_type,
-        vault=_pubkey(data, MarketOffset.VAULT),
-        vault_bump=data[MarketOffset.VAULT_BUMP],
-        node_access_key=_pubkey(data, MarketOffset.NODE_ACCESS_KEY),
-        node_xnos_minimum=_u128(data, MarketOffset.NODE_XNOS_MINIMUM),
-        queue_type=data[MarketOffset.QUEUE_TYPE],
-        queue=queue,
-    )
+    return replace(decode_market_terms(data), queue=queue)
 
 
 def decode_market_terms(data: bytes) -> MarketAccount:
@@ -275,8 +259,7 @@ def decode_market_terms(data: bytes) -> MarketAccount:
         node_access_key=_pubkey(data, MarketOffset.NODE_ACCESS_KEY),
         node_xnos_minimum=_u128(data, MarketOffset.NODE_XNOS_MINIMUM),
         queue_type=data[MarketOffset.QUEUE_TYPE],
-        queue=(),
-        queue_read=False,
+        queue=None,
     )
 
 
@@ -347,6 +330,8 @@ def encode_market(
     stale_tail: tuple[Pubkey, ...] = (),
 ) -> bytes:
     """Serialize ``market``; ``stale_tail`` writes keys after the queue, as the chain does."""
+    if market.queue is None:
+        raise ValueError("a market read by its terms only has no queue to serialize")
     content = b"".join(
         (
             MARKET_DISCRIMINATOR,

@@ -59,7 +59,7 @@ def queued_jobs(market: MarketView) -> frozenset[Pubkey]:
     """
     if not isinstance(market, MarketAccount) or market.job_type == UNQUEUED_JOB_TYPE:
         return frozenset()
-    if not market.queue_read:  # only its terms were read: an empty queue would be a lie
+    if market.queue is None:  # only its terms were read: an empty queue would be a lie
         raise ValueError("the census needs the market's queue: read the whole market")
     return frozenset(market.queue)
 

@@ -5,40 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from tests.integration.conftest import LOCAL_PROFILE, KeeperCli
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def _wait_for(predicate, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
+from tests.integration.probe import free_port, get, wait_for
 
 
 def _service_command(cli: KeeperCli) -> list[str]:
@@ -68,7 +40,7 @@ def _service_env(cli: KeeperCli, port: int, **settings: str) -> dict[str, str]:
 
 
 def test_service_passes_reports_and_stops_gracefully(cli: KeeperCli, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = _service_env(
         cli,
         port,
@@ -83,19 +55,19 @@ def test_service_passes_reports_and_stops_gracefully(cli: KeeperCli, tmp_path: P
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(lambda: _get(f"{base}/healthz")[0] == 200)
-        _wait_for(
+        wait_for(lambda: get(f"{base}/healthz")[0] == 200)
+        wait_for(
             lambda: (
                 'nosana_keeper_last_success_timestamp_seconds{task="finished_jobs"}'
-                in _get(f"{base}/metrics")[1]
+                in get(f"{base}/metrics")[1]
             )
         )
-        metrics = _get(f"{base}/metrics")[1]
+        metrics = get(f"{base}/metrics")[1]
         assert (
             'nosana_keeper_actions_confirmed_total{action="clean",reason="job_expired"}' in metrics
         )
         assert "nosana_keeper_balance_lamports" in metrics
-        status, body = _get(f"{base}/readyz")
+        status, body = get(f"{base}/readyz")
         assert status == 200, body
         assert json.loads(body)["ready"] is True
         process.send_signal(signal.SIGTERM)
@@ -114,7 +86,7 @@ def test_service_passes_reports_and_stops_gracefully(cli: KeeperCli, tmp_path: P
 def test_readyz_names_what_fails_when_balance_is_below_the_floor(
     cli: KeeperCli, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = _service_env(cli, port, KEEPER_FEES_BALANCE_FLOOR_LAMPORTS=str(10**18))
     command = _service_command(cli)
     before = cli.chain.get_account(cli.chain.world.keypairs["keeper"].pubkey())
@@ -122,13 +94,13 @@ def test_readyz_names_what_fails_when_balance_is_below_the_floor(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 503)
-        _status, body = _get(f"http://127.0.0.1:{port}/readyz")
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 503)
+        _status, body = get(f"http://127.0.0.1:{port}/readyz")
         assert "balance" in json.loads(body)["failing"]
-        _wait_for(
+        wait_for(
             lambda: (
                 'nosana_keeper_sending_paused{cause="balance_floor"} 1.0'
-                in _get(f"http://127.0.0.1:{port}/metrics")[1]
+                in get(f"http://127.0.0.1:{port}/metrics")[1]
             )
         )
     finally:
@@ -141,7 +113,7 @@ def test_readyz_names_what_fails_when_balance_is_below_the_floor(
 
 
 def test_sigterm_mid_pass_exits_cleanly_within_the_deadline(cli: KeeperCli, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = _service_env(cli, port, KEEPER_SEND_SHUTDOWN_DEADLINE_SECONDS="5")
     cli.chain.set_faults(latency_ms=150)  # every request slow: a pass takes seconds
     command = _service_command(cli)
@@ -149,7 +121,7 @@ def test_sigterm_mid_pass_exits_cleanly_within_the_deadline(cli: KeeperCli, tmp_
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
         try:
-            _wait_for(lambda: b"pass planned" in log_path.read_bytes(), limit=60)
+            wait_for(lambda: b"pass planned" in log_path.read_bytes(), limit=60)
             process.send_signal(signal.SIGTERM)  # passes are still sending
             assert process.wait(timeout=30) == 0
         finally:

@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from keeper.program.layouts import decode_job
 from keeper.service.cli import main
 from tests.hostile_rpc import CLOCK_SYSVAR, HostileRpc, Rule, clock_ahead, hide_accounts
 from tests.integration.conftest import LOCAL_PROFILE, KeeperCli, keeper_env
+from tests.integration.probe import free_port, get, wait_for
 
 DAY = 86_400
 GUARD_ON = {"KEEPER_CHAIN_MAX_CLOCK_LEAD_SECONDS": "120"}  # the profile relaxes it: see there
@@ -145,36 +143,11 @@ def test_the_same_world_without_the_lie_is_resolved(wall_clock_cli: KeeperCli) -
     assert "clock_ahead" not in skipped(result, "expired_runs")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def _wait_for(predicate, limit: float = 90.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError("condition not met in time")
-
-
 def test_the_service_reports_the_pause_in_metrics_and_readiness(
     wall_clock_cli: KeeperCli,
 ) -> None:
     cli = wall_clock_cli
-    port = _free_port()
+    port = free_port()
     with HostileRpc.run_in_thread(cli.chain.url) as proxy:
         proxy.set_rules(Rule(rewrite=clock_ahead(30 * DAY)))
         env = {
@@ -193,15 +166,15 @@ def test_the_service_reports_the_pause_in_metrics_and_readiness(
         try:
             base = f"http://127.0.0.1:{port}"
             paused = 'nosana_keeper_time_based_actions_paused{cause="clock_ahead"} 1.0'
-            _wait_for(lambda: paused in _get(f"{base}/metrics")[1])
-            metrics = _get(f"{base}/metrics")[1]
+            wait_for(lambda: paused in get(f"{base}/metrics")[1], 90.0)
+            metrics = get(f"{base}/metrics")[1]
             lead = next(
                 line
                 for line in metrics.splitlines()
                 if line.startswith("nosana_keeper_chain_clock_lead_seconds ")
             )
             assert float(lead.split()[1]) > 29 * DAY
-            status, body = _get(f"{base}/readyz")
+            status, body = get(f"{base}/readyz")
             assert status == 503
             assert "time-based actions paused" in json.loads(body)["failing"]["chain_clock"]
         finally:

@@ -71,7 +71,7 @@ def test_market_terms_decode_every_field_but_the_queue() -> None:
     data = layouts.encode_market(whole)[: layouts.MARKET_TERMS_SIZE]
     terms = market_terms_view(data)
     assert isinstance(terms, layouts.MarketAccount)
-    assert terms == dataclasses.replace(whole, queue=(), queue_read=False)
+    assert terms == dataclasses.replace(whole, queue=None)
 
 
 def test_market_terms_absent_stays_absent_and_short_is_foreign() -> None:
