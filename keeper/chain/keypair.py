@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -88,3 +90,39 @@ def run_keypair(node: Keypair, job: Pubkey) -> Keypair:
     """
     seed = hashlib.sha256(RUN_SEED_DOMAIN + node.secret() + bytes(job)).digest()
     return Keypair.from_seed(seed)
+
+
+# Permission bits for "other" users. Group bits are allowed: Kubernetes mounts a Secret
+# 0440 with the pod's fsGroup as group, so only the keeper's own group can read it there.
+_OTHER_BITS: Final = stat.S_IRWXO
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A keypair file users other than its owner and group can access."""
+
+    path: Path
+    mode: int
+
+    @property
+    def message(self) -> str:
+        return f"keypair file {self.path} is accessible by other users (mode {self.mode:04o})"
+
+    @property
+    def fix(self) -> str:
+        return f"chmod 600 {self.path}"
+
+
+def exposure(path: Path | str) -> Exposure | None:
+    """Set when users outside the file's owner and group can read or change it.
+
+    ssh refuses such private keys; the keeper warns (with the ``chmod`` that fixes it) and
+    goes on. None when the mode is private enough, or the file cannot be inspected (loading
+    it reports that).
+    """
+    location = Path(path).expanduser()
+    try:
+        mode = stat.S_IMODE(location.stat().st_mode)
+    except OSError:
+        return None
+    return Exposure(location, mode) if mode & _OTHER_BITS else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NamedTuple
+
 from keeper.chain.accounts import get_balance
 from keeper.errors import KeeperError
 from keeper.program.layouts import StakeAccount
@@ -10,44 +12,63 @@ from keeper.service.context import (
     Identity,
     check_program,
     check_rpc,
+    keypair_warnings,
     load_identity,
+    load_node,
     resolve_claim,
     rpc_client,
     single_client,
+    with_node,
 )
 from keeper.service.discovery import Scope, stake_of
 from keeper.service.metrics import Metrics, new_metrics
 from keeper.service.settings import Settings
 
-Row = tuple[str, bool, str]
+if TYPE_CHECKING:
+    from keeper.chain.endpoints import Rpc
+
+
+class Row(NamedTuple):
+    """One line of the table. ``warn``: fine to run, but worth fixing (ok stays True)."""
+
+    name: str
+    ok: bool
+    detail: str
+    warn: bool = False
+
+    @property
+    def status(self) -> str:
+        if not self.ok:
+            return "FAIL"
+        return "warn" if self.warn else "ok"
+
+
+def _failed(name: str, error: KeeperError) -> Row:
+    return Row(name, ok=False, detail=f"{error} — fix: {error.hint}")
 
 
 async def run_checks(settings: Settings) -> list[Row]:
-    rows: list[Row] = [("configuration", True, "settings are valid")]
+    rows = [Row("configuration", ok=True, detail="settings are valid")]
     try:
-        identity = load_identity(settings)
+        identity = load_identity(settings, claim=False)
     except KeeperError as error:
-        return [*rows, ("keypair", False, f"{error} — fix: {error.hint}")]
-    rows.append(("keypair", True, f"public key {identity.keypair.pubkey()}"))
+        return [*rows, _failed("keypair", error)]
+    rows.append(Row("keypair", ok=True, detail=f"public key {identity.keypair.pubkey()}"))
+    rows.extend(
+        Row("keypair mode", ok=True, detail=f"{found.message} — fix: {found.fix}", warn=True)
+        for found in keypair_warnings(settings)
+    )
     metrics = new_metrics()
     async with rpc_client(settings, metrics) as rpc:
-        for name, step in (
-            ("rpc", check_rpc(rpc)),
-            ("program", check_program(rpc, identity.program_id)),
-        ):
-            try:
-                await step
-            except KeeperError as error:
-                return [*rows, (name, False, f"{error} — fix: {error.hint}")]
-            rows.append(
-                (name, True, rpc.redacted_url if name == "rpc" else str(identity.program_id))
-            )
+        chain_rows = await _chain_rows(rpc, identity)
+        rows.extend(chain_rows)
+        if not all(row.ok for row in chain_rows):
+            return rows
         rows.extend(await _endpoint_rows(settings, metrics))
-        rows.append(_role(identity))
         balance = await get_balance(rpc, identity.keypair.pubkey())
         floor = settings.fees.balance_floor_lamports
         rows.append(
-            ("balance", balance >= floor, f"{balance / 1e9:.4f} SOL (floor {floor / 1e9:.4f})")
+            Row("balance", balance >= floor, f"{balance / 1e9:.4f} SOL (floor {floor / 1e9:.4f})")
         )
         if settings.claim.enabled:
             rows.extend(
@@ -73,32 +94,51 @@ async def _endpoint_rows(settings: Settings, metrics: Metrics) -> list[Row]:
             try:
                 await check_rpc(client)
             except KeeperError as error:
-                rows.append((name, False, f"{error} — fix: {error.hint}"))
+                rows.append(_failed(name, error))
             else:
-                rows.append((name, True, client.redacted_url))
+                rows.append(Row(name, ok=True, detail=client.redacted_url))
     if not rpc.verify_urls:
-        rows.append(("verify", True, f"warning: {NO_VERIFY_WARNING}"))
+        rows.append(Row("verify", ok=True, detail=NO_VERIFY_WARNING, warn=True))
     return rows
+
+
+async def _chain_rows(rpc: Rpc, identity: Identity) -> list[Row]:
+    """RPC, then program, then role: each only once the one before it passed."""
+    try:
+        await check_rpc(rpc)
+    except KeeperError as error:
+        return [_failed("rpc", error)]
+    rows = [Row("rpc", ok=True, detail=rpc.redacted_url)]
+    try:
+        markets = await check_program(rpc, identity.program_id)
+    except KeeperError as error:
+        return [*rows, _failed("program", error)]
+    detail = f"{identity.program_id} ({markets} markets)"
+    return [*rows, Row("program", ok=True, detail=detail), _role(identity)]
 
 
 def _role(identity: Identity) -> Row:
     if identity.is_admin:
-        return ("role", True, "market admin: quitAdmin and cleanAdmin enabled")
-    return ("role", True, f"not the market admin ({identity.market_admin}): clean only")
+        return Row("role", ok=True, detail="market admin: quitAdmin and cleanAdmin enabled")
+    return Row(
+        "role", ok=True, detail=f"not the market admin ({identity.market_admin}): clean only"
+    )
 
 
 async def _claim_rows(settings: Settings, identity: Identity, scope: Scope) -> list[Row]:
     try:
-        resolved = await resolve_claim(scope.rpc, identity, settings.claim.nft)
+        node = load_node(settings, identity.keypair)
+        resolved = await resolve_claim(scope.rpc, with_node(identity, node), settings.claim.nft)
     except KeeperError as error:
-        return [("claim nft", False, f"{error} — fix: {error.hint}")]
+        return [_failed("claim", error)]
     claim = resolved.claim
     if claim is None:
-        return [("claim identity", False, "no node identity")]
+        return [Row("claim identity", ok=False, detail="no node identity")]
     stake = await stake_of(scope, claim.stake)
     if not isinstance(stake, StakeAccount):
-        return [("claim stake", False, f"no stake account at {claim.stake}: stake NOS first")]
+        detail = f"no stake account at {claim.stake}: stake NOS first"
+        return [Row("claim stake", ok=False, detail=detail)]
     return [
-        ("claim nft", True, f"{claim.nft} (metadata {claim.metadata})"),
-        ("claim stake", True, f"xNOS {stake.xnos} at {claim.stake}"),
+        Row("claim nft", ok=True, detail=f"{claim.nft} (metadata {claim.metadata})"),
+        Row("claim stake", ok=True, detail=f"xNOS {stake.xnos} at {claim.stake}"),
     ]

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -29,17 +29,53 @@ EXIT_FAILED = 1  # run --once: an action failed or its outcome is unknown, or a 
 EXIT_CONFIG = 2  # configuration or start-up: nothing was signed
 
 
+# A flag given on the command line wins over its environment variable: a fix names the flag.
+_FLAGS = {"keypair": ("KEEPER_KEYPAIR", "--keypair"), "rpc_url": ("KEEPER_RPC_URL", "--rpc-url")}
+
+
+def _name_flags(hint: str, given: Mapping[str, object]) -> str:
+    for argument, (variable, flag) in _FLAGS.items():
+        if given.get(argument) is not None:
+            hint = hint.replace(variable, flag)
+    return hint
+
+
+def _os_failure(error: BaseException) -> OSError | OverflowError | None:
+    """The operating-system failure in ``error``, also inside an exception group."""
+    if isinstance(error, OSError | OverflowError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            if (found := _os_failure(inner)) is not None:
+                return found
+    return None
+
+
+def _stop(message: str, hint: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    click.echo(f"fix: {hint}", err=True)
+    sys.exit(EXIT_CONFIG)
+
+
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn a KeeperError into one readable message and exit code 2."""
+    """Turn a KeeperError, or an OS-level failure, into one readable message and exit 2."""
 
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except KeeperError as error:
-            click.echo(f"error: {error}", err=True)
-            click.echo(f"fix: {error.hint}", err=True)
-            sys.exit(EXIT_CONFIG)
+            _stop(str(error), _name_flags(error.hint, kwargs))
+        except (OSError, OverflowError, BaseExceptionGroup) as error:
+            failure = _os_failure(error)
+            if failure is None:
+                raise
+            _stop(
+                f"{type(failure).__name__}: {failure}",
+                "the operating system refused what the keeper asked for: check the "
+                "address, port, path or permission named above (`nosana-keeper check` "
+                "validates a configuration)",
+            )
 
     return wrapper
 
@@ -182,7 +218,8 @@ def check(config: Path | None, rpc_url: str | None, keypair: Path | None) -> Non
     settings = _settings(config, rpc_url, keypair)
     configure_logging("WARNING", settings.log.format)
     rows = asyncio.run(run_checks(settings))
-    width = max(len(name) for name, _ok, _detail in rows)
-    for name, ok, detail in rows:
-        click.echo(f"{'ok ' if ok else 'FAIL'} {name:<{width}}  {detail}")
-    sys.exit(0 if all(ok for _name, ok, _detail in rows) else EXIT_CONFIG)
+    width = max(len(row.name) for row in rows)
+    given = {"keypair": keypair, "rpc_url": rpc_url}
+    for row in rows:
+        click.echo(f"{row.status:<4} {row.name:<{width}}  {_name_flags(row.detail, given)}")
+    sys.exit(0 if all(row.ok for row in rows) else EXIT_CONFIG)

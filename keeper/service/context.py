@@ -13,9 +13,11 @@ from solders.pubkey import Pubkey
 
 from keeper.chain.accounts import get_account
 from keeper.chain.endpoints import FailoverRpc, Role
-from keeper.chain.keypair import load_keypair
+from keeper.chain.keypair import Exposure, exposure, load_keypair
 from keeper.chain.rpc import NotJsonRpc, RpcClient
+from keeper.chain.scan import count_program_accounts
 from keeper.errors import ConfigError, KeypairError, RpcError
+from keeper.program import filters
 from keeper.program.ids import TOKEN_PROGRAM
 from keeper.service.metrics import Metrics
 from keeper.service.settings import Settings
@@ -45,13 +47,18 @@ class Identity:
         return self.keypair.pubkey() == self.market_admin
 
 
-def load_identity(settings: Settings, *, dry_run: bool = False) -> Identity:
+def load_identity(settings: Settings, *, dry_run: bool = False, claim: bool = True) -> Identity:
     """Keypairs from files (never logged), checked before anything else happens.
 
-    A dry run may go without one: it then plans as a throwaway key that is not the admin.
+    A dry run may go without one (none configured, or the configured file does not exist):
+    it then plans as a throwaway key that is not the admin. ``claim=False`` leaves the node
+    identity out (``check`` reports it on its own row).
     """
-    if settings.keypair is None and dry_run:
-        log.warning("no keypair: dry run plans as a throwaway key (not the market admin)")
+    if dry_run and (settings.keypair is None or not settings.keypair.expanduser().exists()):
+        log.warning(
+            "no keypair: dry run plans as a throwaway key (not the market admin)",
+            keypair=None if settings.keypair is None else str(settings.keypair),
+        )
         return _identity(settings, Keypair(), None)
     if settings.keypair is None:
         raise KeypairError(
@@ -59,16 +66,33 @@ def load_identity(settings: Settings, *, dry_run: bool = False) -> Identity:
             hint="set KEEPER_KEYPAIR (or `keypair:` in the YAML) to a Solana CLI JSON keypair file",
         )
     keypair = load_keypair(settings.keypair)
-    node = None
-    if settings.claim.enabled:
-        if settings.claim.nft is None:
-            raise ConfigError(
-                "claiming is enabled but no NFT token account is configured",
-                hint="set KEEPER_CLAIM_NFT to the node's NFT token account, or disable claiming",
-            )
-        path = settings.claim.node_keypair
-        node = keypair if path is None else load_keypair(path)
+    node = load_node(settings, keypair) if claim and settings.claim.enabled else None
     return _identity(settings, keypair, node)
+
+
+def load_node(settings: Settings, keypair: Keypair) -> Keypair:
+    """The node authority that signs claims: claim.node_keypair, or the keeper keypair."""
+    if settings.claim.nft is None:
+        raise ConfigError(
+            "claiming is enabled but no NFT token account is configured",
+            hint="set KEEPER_CLAIM_NFT to the node's NFT token account, or disable claiming",
+        )
+    path = settings.claim.node_keypair
+    return keypair if path is None else load_keypair(path)
+
+
+def keypair_warnings(settings: Settings) -> list[Exposure]:
+    """Keypair files other users can access (see ``keeper.chain.keypair.exposure``)."""
+    paths = [settings.keypair]
+    if settings.claim.enabled:
+        paths.append(settings.claim.node_keypair)
+    return [warning for path in paths if path is not None and (warning := exposure(path))]
+
+
+def with_node(identity: Identity, node: Keypair) -> Identity:
+    return Identity(
+        identity.keypair, identity.program_id, identity.market_admin, identity.nos_mint, node
+    )
 
 
 def _identity(settings: Settings, keypair: Keypair, node: Keypair | None) -> Identity:
@@ -81,15 +105,41 @@ def _identity(settings: Settings, keypair: Keypair, node: Keypair | None) -> Ide
     )
 
 
-async def check_program(rpc: Rpc, program_id: Pubkey) -> None:
-    """The configured program id must be an executable account on this cluster."""
+async def check_program(rpc: Rpc, program_id: Pubkey) -> int:
+    """The configured program id must be a deployed program holding Nosana Jobs accounts.
+
+    A deployed program of another kind (the System program, a token program) would
+    otherwise pass and make every scan find nothing. Returns the MarketAccounts found, read
+    keys only (``dataSlice`` of length 0).
+    """
     account = await get_account(rpc, program_id)
     if account is None or not account.executable:
+        found = "no account" if account is None else f"a data account owned by {account.owner}"
         raise ConfigError(
-            f"program {program_id} is not a deployed program on {rpc.redacted_url}",
-            hint="set KEEPER_PROGRAM_ID for this cluster (mainnet and devnet ids differ: "
-            "see config/profiles/)",
+            f"program {program_id} is not a deployed program on {rpc.redacted_url} (found {found})",
+            hint=_PROGRAM_HINT,
         )
+    try:
+        markets = await count_program_accounts(rpc, program_id, filters.all_markets())
+    except RpcError as error:
+        raise ConfigError(
+            f"cannot list the accounts of program {program_id} on {rpc.redacted_url}: {error}",
+            hint=f"{_PROGRAM_HINT}; the RPC node must serve getProgramAccounts",
+        ) from error
+    if markets == 0:
+        raise ConfigError(
+            f"program {program_id} is deployed on {rpc.redacted_url} but holds no Nosana "
+            "Jobs MarketAccount (a key-only getProgramAccounts by its discriminator found "
+            "none): it is not the Nosana Jobs program",
+            hint=_PROGRAM_HINT,
+        )
+    return markets
+
+
+_PROGRAM_HINT = (
+    "set KEEPER_PROGRAM_ID to this cluster's Nosana Jobs program (mainnet and devnet ids "
+    "differ: see config/profiles/)"
+)
 
 
 async def check_rpc(rpc: Rpc) -> None:

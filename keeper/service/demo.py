@@ -1,14 +1,16 @@
 """``nosana-keeper demo``: the local chain with its demo world, and the keeper resolving it.
 
 Starts the embedded chain in-process, writes the world's keypairs, runs every task once
-for real (signing, sending, confirming) while serving metrics, then prints what it found,
-what it sent, the SOL reclaimed per action, the fees paid and the metrics URL.
+for real (signing, sending, confirming), then prints what it did per action and reason,
+what it left alone per reason, the SOL reclaimed, the fees paid, and whether all of it
+matches the outcome the world's labels expect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +23,6 @@ from keeper.localnet.chain import LocalChain
 from keeper.localnet.standalone import write_keypairs
 from keeper.localnet.worlds import load_world
 from keeper.service.execution import PassReport
-from keeper.service.health import build_app, start_http
 from keeper.service.live import LiveMode
 from keeper.service.logs import configure_logging
 from keeper.service.metrics import new_metrics
@@ -32,6 +33,7 @@ from keeper.tasks.plan import Task
 LAMPORTS_PER_SOL = 1_000_000_000
 _SLOT_PAUSE_S: Final = 0.05  # the demo drives its chain's slots: fast, and the same every run
 _LIVE_START_CHECKS: Final = 200  # 10 s
+CLEAR_LINE = "\r\033[K"  # back to the line's start and erase it (terminals only)
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "profiles" / "localnet.yaml"
 
 
@@ -47,14 +49,12 @@ async def _demo(port: int) -> None:
     # A frozen clock keeps the demo exact: each labelled case resolves as the world expects.
     async with LocalChain.start(world, port=port, auto_advance=False) as chain:
         keys = write_keypairs(world, Path(tempfile.mkdtemp(prefix="nosana-keeper-demo-")))
-        expected = Counter(value.split(":")[0] for value in world.expectations.values())
+        expected = Counter(world.expectations.values())
         click.echo(
             f"  RPC {chain.url} — {len(world.accounts)} accounts, chain clock "
             f"{world.unix_timestamp} (independent of this machine's clock)"
         )
-        click.echo(
-            "  the world expects: " + ", ".join(f"{n} {k}" for k, n in sorted(expected.items()))
-        )
+        click.echo(f"  the world expects: {_in_words(expected)}")
         settings = load_settings(
             CONFIG if CONFIG.is_file() else None,
             {
@@ -64,35 +64,16 @@ async def _demo(port: int) -> None:
                 "market_admin": str(world.market_admin),
                 "nos_mint": str(world.nos_mint),
                 "claim": {"enabled": True, "nft": str(world.labels["keeper_nft"])},
-                "metrics": {"host": "127.0.0.1", "port": 0},
             },
         )
-        metrics = new_metrics()
-        keeper = Keeper(settings, metrics)
+        keeper = Keeper(settings, new_metrics())
         await keeper.start()
-        http, metrics_port = await start_http(
-            build_app(metrics, keeper.readiness()), "127.0.0.1", 0
-        )
         try:
-            reports = []
-            for task in keeper.enabled_tasks():
-                click.echo(f"  ⋯ {task}: scanning and deciding …", nl=False)
-                report = await keeper.run_task(task)
-                reports.append(report)
-                status = (
-                    "error: " + "; ".join(report.errors)
-                    if report.errors
-                    else (
-                        f"{report.planned} planned, {report.confirmed} confirmed, "
-                        f"{report.failed} failed, {sum(report.skipped.values())} left alone"
-                    )
-                )
-                click.echo(f"\r  ✓ {task}: {status}")
+            reports = [await _run_task(keeper, task) for task in keeper.enabled_tasks()]
             await _live_demo(keeper, chain)
-            _print_summary(reports, metrics_port)
         finally:
             await keeper.close()
-            await http.cleanup()
+        _print_summary(reports, expected)
 
 
 def _scans(chain: LocalChain) -> int:
@@ -163,7 +144,57 @@ async def _wait(live: LiveMode) -> bool:
     return live.following
 
 
-def _print_summary(reports: list[PassReport], metrics_port: int) -> None:
+async def _run_task(keeper: Keeper, task: Task) -> PassReport:
+    # The "working" line is rewritten in place on a terminal only: a file gets one line.
+    live = sys.stdout.isatty()
+    if live:
+        click.echo(f"  ⋯ {task}: scanning and deciding …", nl=False)
+    report = await keeper.run_task(task)
+    status = (
+        "error: " + "; ".join(report.errors)
+        if report.errors
+        else (
+            f"{report.planned} planned, {report.confirmed} confirmed, "
+            f"{report.failed} failed, {sum(report.skipped.values())} left alone"
+        )
+    )
+    click.echo(f"{CLEAR_LINE if live else ''}  ✓ {task}: {status}")
+    return report
+
+
+def _in_words(outcomes: Counter[str]) -> str:
+    """``3 quitAdmin, 2 claim, 7 clean, 2 cleanAdmin; 24 left alone``."""
+    acted: Counter[str] = Counter()
+    left = 0
+    for outcome, count in outcomes.items():
+        action = outcome.partition(":")[0]
+        if action == "leave":
+            left += count
+        else:
+            acted[action] += count
+    order = ["quitAdmin", "claim", "clean", "cleanAdmin"]
+    named = sorted(acted, key=lambda a: order.index(a) if a in order else len(order))
+    return ", ".join(f"{acted[a]} {a}" for a in named) + f"; {left} left alone"
+
+
+def _by_action(counts: dict[str, int]) -> list[str]:
+    """``clean: job_expired 7`` lines, one per action."""
+    grouped: dict[str, list[str]] = {}
+    for key, count in counts.items():
+        action, _, reason = key.partition(":")
+        grouped.setdefault(action, []).append(f"{reason} {count}")
+    return [f"{action}: {', '.join(reasons)}" for action, reasons in grouped.items()]
+
+
+def _differences(expected: Counter[str], found: Counter[str]) -> list[str]:
+    return [
+        f"{outcome}: {found[outcome]} (the world expects {expected[outcome]})"
+        for outcome in sorted(expected.keys() | found.keys())
+        if expected[outcome] != found[outcome]
+    ]
+
+
+def _print_summary(reports: list[PassReport], expected: Counter[str]) -> None:
     summary = Summary.of(reports)
     click.secho("\nsummary", bold=True)
     for report in reports:
@@ -172,12 +203,23 @@ def _print_summary(reports: list[PassReport], metrics_port: int) -> None:
             f"  {report.task:14} sent {report.sent:>3}  confirmed {report.confirmed:>3}  "
             f"reclaimed {reclaimed:.6f} SOL"
         )
-        if report.skipped:
-            alone = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items()))
-            click.echo(f"  {'':14} left alone: {alone}")
+    lines = _by_action(summary.confirmed_actions)
+    for index, line in enumerate(lines):
+        click.echo(f"  {'confirmed' if index == 0 else '':14} {line}")
+    alone = ", ".join(f"{reason} {n}" for reason, n in sorted(summary.left_alone.items()))
+    click.echo(f"  {'left alone':14} {sum(summary.left_alone.values())}: {alone}")
     click.echo(
         f"  total reclaimed {summary.reclaimed_lamports / LAMPORTS_PER_SOL:.6f} SOL, "
         f"fees paid {summary.fees_lamports / LAMPORTS_PER_SOL:.6f} SOL, orphans {summary.orphans}"
     )
-    click.echo(f"  metrics were served at http://127.0.0.1:{metrics_port}/metrics")
+    differences = _differences(expected, summary.outcomes())
+    if differences:
+        click.echo("  ✗ differs from the world's expectation:")
+        for difference in differences:
+            click.echo(f"      {difference}")
+    else:
+        click.echo(
+            f"  ✓ matches the world's expectation: {_in_words(summary.outcomes())} "
+            f"({sum(expected.values())} labelled accounts)"
+        )
     click.echo(summary.line())

@@ -99,6 +99,9 @@ class PassReport:
     confirmed: int = 0
     failed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    # "action:reason" -> count (the demo world's label format), as planned and as confirmed.
+    planned_actions: Counter[str] = field(default_factory=Counter)
+    confirmed_actions: Counter[str] = field(default_factory=Counter)
     reclaimed_lamports: int = 0
     fees_lamports: int = 0
     transactions: int = 0
@@ -109,20 +112,25 @@ class PassReport:
     waiting_lamports: int = 0
 
 
+def action_key(action: Action) -> str:
+    """``action:reason``, e.g. ``clean:job_expired``."""
+    return f"{action.kind}:{action.reason}"
+
+
 def dry_run_lines(plan: Plan) -> list[str]:
     """One JSON object per planned action; ``account`` is the job, or the run for quitAdmin."""
     lines = []
     for action in plan.actions:
-        entry = {
+        entry: dict[str, str | int | None] = {
             "action": str(action.kind),
             "account": str(action.account),
             "reason": str(action.reason),
             "task": str(plan.task),
             "payer": str(action.payer),
             "lamports": action.lamports,
+            # Every line carries market (null: a quitAdmin whose job is gone).
+            "market": None if action.market is None else str(action.market),
         }
-        if action.market is not None:
-            entry["market"] = str(action.market)
         if action.job is not None and action.job != action.account:
             entry["job"] = str(action.job)
         lines.append(json.dumps(entry))
@@ -560,6 +568,7 @@ class Executor:
         m = self.metrics
         m.actions_confirmed.labels(action=action.kind, reason=action.reason).inc()
         report.confirmed += 1
+        report.confirmed_actions[action_key(action)] += 1
         if action.lamports > 0:
             m.reclaimed_lamports.labels(action=action.kind).inc(action.lamports)
             report.reclaimed_lamports += action.lamports

@@ -11,11 +11,31 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import Enum
 from typing import Literal, TextIO
 
 import structlog
 
 LogFormat = Literal["auto", "json", "console"]
+
+
+def _plain(value: object) -> object:
+    """Enums as their values, also as keys and inside containers (the console renderer
+    would show ``<Reason.RUN_NOT_TIMED_OUT: 'run_not_timed_out'>``)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(item) for item in value]
+    return value
+
+
+def plain_values(
+    _logger: object, _method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """A structlog processor: every value as plain data (the same words as the metrics)."""
+    return {key: _plain(value) for key, value in event.items()}
 
 
 def configure_logging(
@@ -31,6 +51,7 @@ def configure_logging(
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            plain_values,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),

@@ -340,6 +340,11 @@ class Metrics:
             buckets=_DUE_BUCKETS,
             registry=r,
         )
+        self.dry_run = Gauge(
+            f"{p}_dry_run",
+            "1 when the keeper runs with --dry-run (sends nothing: no balance is needed).",
+            registry=r,
+        )
         for source in ("full_read", "live"):
             self.updates.labels(source=source)
         for cause in ("start", "reconnect", "interval", "market_closed", "leadership"):

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
 import structlog
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from keeper import __version__
@@ -33,6 +36,7 @@ from keeper.service.context import (
     Identity,
     check_program,
     check_rpc,
+    keypair_warnings,
     load_identity,
     resolve_claim,
     rpc_client,
@@ -42,6 +46,7 @@ from keeper.service.execution import (
     DEADLINE_REASON,
     Executor,
     PassReport,
+    action_key,
     dry_run_lines,
     waiting_line,
 )
@@ -99,12 +104,15 @@ class Keeper:
                 why="every full pass takes the census from its one read of the jobs",
                 fix="remove it from the configuration",
             )
+        self.metrics.dry_run.set(1 if self.dry_run else 0)
         identity = load_identity(
             self.settings, dry_run=self.dry_run
         )  # keypair problems stop here, before any I/O
+        for found in keypair_warnings(self.settings):
+            log.warning(found.message, fix=found.fix)
         self.rpc = rpc_client(self.settings, self.metrics)
         await check_rpc(self.rpc)
-        await check_program(self.rpc, identity.program_id)
+        markets = await check_program(self.rpc, identity.program_id)
         self.identity = await resolve_claim(self.rpc, identity, self.settings.claim.nft)
         self.verify = verify_clients(self.settings, self.metrics)
         self.trust = self._trust()
@@ -117,6 +125,7 @@ class Keeper:
             send_endpoints=len(self.rpc.sends),
             verify_endpoints=len(self.verify),
             program=str(self.identity.program_id),
+            markets=markets,
             keeper=str(self.identity.keypair.pubkey()),
             role=role,
             admin_tasks="on" if self.identity.is_admin else "off (quitAdmin, cleanAdmin need it)",
@@ -399,6 +408,7 @@ class Keeper:
         report.waiting_lamports = sum(plan.waiting_lamports.values())
         for action in plan.actions:
             m.actions_planned.labels(action=action.kind, reason=action.reason).inc()
+            report.planned_actions[action_key(action)] += 1
         for reason, count in plan.skips.items():
             m.skips.labels(task=task, reason=reason).inc(count)
             report.skipped[str(reason)] += count
@@ -474,11 +484,10 @@ class Keeper:
         async def chain_clock_ok() -> str | None:
             return None if self.trust is None else self.trust.clock.problem()
 
-        checks: dict[str, Callable[[], Awaitable[str | None]]] = {
-            "rpc": rpc_ok,
-            "balance": balance_ok,
-            "chain_clock": chain_clock_ok,
-        }
+        checks: dict[str, Callable[[], Awaitable[str | None]]] = {"rpc": rpc_ok}
+        if not self.dry_run:  # a dry run spends nothing: its balance cannot make it unready
+            checks["balance"] = balance_ok
+        checks["chain_clock"] = chain_clock_ok
         for task in self.enabled_tasks():
             checks[f"task_{task}"] = self._task_check(task)
         details = {} if self.live is None else {"live_feed": self.live.problem}
@@ -502,9 +511,28 @@ class Keeper:
         return check
 
 
+def _total(counts: Iterable[Counter[str]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for count in counts:
+        total.update(count)
+    return dict(sorted(total.items()))
+
+
+def _task_entry(report: PassReport) -> dict[str, object]:
+    entry = asdict(report)
+    for name in ("skipped", "planned_actions", "confirmed_actions"):
+        entry[name] = dict(sorted(getattr(report, name).items()))
+    return entry
+
+
 @dataclass(slots=True)
 class Summary:
+    """One pass of every task: totals, per ``action:reason`` and per reason left alone."""
+
     tasks: dict[str, dict[str, object]]
+    planned_actions: dict[str, int]
+    confirmed_actions: dict[str, int]
+    left_alone: dict[str, int]
     planned: int
     sent: int
     confirmed: int
@@ -517,7 +545,10 @@ class Summary:
     @classmethod
     def of(cls, reports: list[PassReport]) -> Summary:
         return cls(
-            tasks={r.task: {**asdict(r), "skipped": dict(r.skipped)} for r in reports},
+            tasks={r.task: _task_entry(r) for r in reports},
+            planned_actions=_total(r.planned_actions for r in reports),
+            confirmed_actions=_total(r.confirmed_actions for r in reports),
+            left_alone=_total(r.skipped for r in reports),
             planned=sum(r.planned for r in reports),
             sent=sum(r.sent for r in reports),
             confirmed=sum(r.confirmed for r in reports),
@@ -527,6 +558,14 @@ class Summary:
             orphans=sum(r.orphans for r in reports),
             errors=sum(len(r.errors) for r in reports),
         )
+
+    def outcomes(self, *, dry_run: bool = False) -> Counter[str]:
+        """Every account's outcome as the demo world labels it (``clean:job_expired``,
+        ``leave:queued``): actions confirmed (planned, in a dry run), then those left alone.
+        """
+        done = self.planned_actions if dry_run else self.confirmed_actions
+        left = {f"leave:{reason}": count for reason, count in self.left_alone.items()}
+        return Counter(done) + Counter(left)
 
     def line(self) -> str:
         return json.dumps({"summary": asdict(self)}, sort_keys=True)
@@ -556,6 +595,33 @@ async def run_once(keeper: Keeper) -> Summary:
     return Summary.of(list(reports))
 
 
+async def _starting() -> str:
+    return "the keeper is starting (checking keypair, RPC and program)"
+
+
+_BIND_HINTS = {
+    errno.EADDRINUSE: "another process listens on that port: set metrics.port "
+    "(KEEPER_METRICS_PORT) to a free port, or stop the other process",
+    errno.EACCES: "ports below 1024 need privileges: set metrics.port (KEEPER_METRICS_PORT) "
+    "to 1024 or above",
+    errno.EADDRNOTAVAIL: "metrics.host (KEEPER_METRICS_HOST) is not an address of this "
+    "machine: use 0.0.0.0, 127.0.0.1 or one of its addresses",
+}
+
+
+async def _bind(settings: Settings, app: web.Application) -> tuple[web.AppRunner, int]:
+    host, port = settings.metrics.host, settings.metrics.port
+    try:
+        return await start_http(app, host, port)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot serve /metrics on {host}:{port}: {error.strerror or error}",
+            hint=_BIND_HINTS.get(
+                error.errno or 0, "check metrics.host and metrics.port (KEEPER_METRICS_*)"
+            ),
+        ) from error
+
+
 async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
     """The service: one scheduler tick (the tasks due on it share a read), metrics and
     health, until signalled."""
@@ -563,15 +629,18 @@ async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # The port is bound first: a port in use stops the keeper before it starts anything.
+    readiness = Readiness({"starting": _starting})
+    http, port = await _bind(keeper.settings, build_app(keeper.metrics, readiness))
     try:
         await keeper.start()
         election = await _elect(keeper)
     except BaseException:
         await keeper.close()
+        await http.cleanup()
         raise
     following = await _start_live(keeper)
-    app = build_app(keeper.metrics, keeper.readiness())
-    http, port = await start_http(app, keeper.settings.metrics.host, keeper.settings.metrics.port)
+    readiness.use(keeper.readiness().checks)
     log.info("metrics listening", url=f"http://{keeper.settings.metrics.host}:{port}/metrics")
     scheduler = AsyncIOScheduler()
     tick = keeper.tick_seconds()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -42,6 +43,18 @@ def _pubkey(value: str) -> str:
 
 class Group(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _rpc_url(value: str) -> str:
+    """An http(s) URL with a host and a port the network stack accepts (0-65535)."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - urllib checks the port range only when it is read
+    except ValueError as error:
+        raise ValueError(f"has an invalid port ({error})") from None
+    return value
 
 
 class RpcSettings(Group):
@@ -131,6 +144,11 @@ class RpcSettings(Group):
         None,
         description="Websocket (pubsub) endpoint of the live feed. Default: rpc.url with "
         "ws(s):// (providers serve both on one address); redacted like rpc.url in logs.",
+    )
+
+    _check_url = field_validator("url")(_rpc_url)
+    _check_urls = field_validator("urls", "send_urls", "verify_urls")(
+        lambda urls: [_rpc_url(url) for url in urls]
     )
 
     def read_urls(self) -> list[str]:
@@ -449,6 +467,24 @@ def _flatten_errors(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _require_mapping(config_file: Path) -> None:
+    """The YAML file must hold a mapping of settings (or nothing): say so plainly otherwise."""
+    try:
+        document = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(
+            f"cannot read configuration {config_file}: {error}",
+            hint="fix the YAML syntax (compare with config/keeper.yaml)",
+        ) from error
+    if document is not None and not isinstance(document, dict):
+        kind = "a list" if isinstance(document, list) else f"a {type(document).__name__}"
+        raise ConfigError(
+            f"configuration {config_file} holds {kind} at the top level, not a mapping of settings",
+            hint="write settings as `key: value` lines at the top level (`rpc:` then "
+            "`  url: ...`), as in config/keeper.yaml; not as `- item` lines",
+        )
+
+
 def load_settings(
     config_file: Path | None = None, overrides: dict[str, Any] | None = None
 ) -> Settings:
@@ -459,6 +495,8 @@ def load_settings(
             hint="pass --config with the path of a YAML file (see config/keeper.yaml), "
             "or unset KEEPER_CONFIG",
         )
+    if config_file is not None:
+        _require_mapping(config_file)
     _CONFIG_FILE["path"] = config_file
     try:
         return Settings(**(overrides or {}))

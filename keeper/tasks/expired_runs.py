@@ -92,7 +92,8 @@ def decide(  # noqa: PLR0913 - runs, their jobs, time, policy, refunds, bound
         else:
             refund = RUN_RENT_LAMPORTS if lamports is None else lamports.get(key, RUN_RENT_LAMPORTS)
             due = due_at(run, job, reason, params.grace_seconds)
-            plan.act(quit_action(key, run, reason, refund, due))
+            market = job.market if isinstance(job, JobAccount) else None
+            plan.act(quit_action(key, run, reason, refund, due, market=market))
     return plan.build()
 
 
@@ -104,12 +105,22 @@ def due_at(run: RunAccount, job: JobView, reason: Reason, grace_seconds: int) ->
     return run.time
 
 
-def quit_action(key: Pubkey, run: RunAccount, reason: Reason, refund: int, due: int = 0) -> Action:
+def quit_action(  # noqa: PLR0913 - the action's own fields
+    key: Pubkey,
+    run: RunAccount,
+    reason: Reason,
+    refund: int,
+    due: int = 0,
+    *,
+    market: Pubkey | None = None,
+) -> Action:
+    """``market`` is the run's job's market, for reports only (quitAdmin does not load it)."""
     return Action(
         kind=MaintenanceInstruction.QUIT_ADMIN,
         account=key,
         reason=reason,
         payer=run.payer,
+        market=market,
         job=run.job,
         lamports=refund,
         due_at=due,

@@ -95,12 +95,13 @@ class Action:
     ``account`` is what the action resolves (its *target*): the job for clean/cleanAdmin/
     claim, the run for quitAdmin. ``job`` is the job concerned (the target itself for job
     actions, the run's job for quitAdmin). ``market`` is the job's own market for clean,
-    claim and cleanAdmin (for cleanAdmin: the market that is gone). ``payer`` is the payer
-    account of the instruction: the refund recipient for clean/cleanAdmin/quitAdmin, the
-    keeper's fee payer for claim. ``lamports`` is what closing returns to ``payer``
-    (negative for claim: it pays the new run's rent). ``due_at`` is the chain time from
-    which the action was due (``time_end + job_expiration`` for a clean): a bounded plan
-    keeps the earliest due.
+    claim and cleanAdmin (for cleanAdmin: the market that is gone); for quitAdmin, the
+    run's job's market when the job exists (reported only: quitAdmin does not load it).
+    ``payer`` is the payer account of the instruction: the refund recipient for
+    clean/cleanAdmin/quitAdmin, the keeper's fee payer for claim. ``lamports`` is what
+    closing returns to ``payer`` (negative for claim: it pays the new run's rent).
+    ``due_at`` is the chain time from which the action was due (``time_end +
+    job_expiration`` for a clean): a bounded plan keeps the earliest due.
     """
 
     kind: MaintenanceInstruction
