@@ -14,7 +14,7 @@ nothing between scans, so a restart is always safe).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from keeper.chain.scan_body import AccountChunk, body_parser
 
@@ -26,12 +26,28 @@ if TYPE_CHECKING:
     from keeper.chain.endpoints import Rpc
     from keeper.program.filters import DataSliceParam, Filter
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "AccountChunk", "count_program_accounts"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "AccountChunk",
+    "ScanObserver",
+    "count_program_accounts",
+    "observed",
+]
 
 DEFAULT_CHUNK_SIZE: Final = 10_000
 _METHOD: Final = "getProgramAccounts"
 
 Commitment = Literal["processed", "confirmed", "finalized"]
+
+
+class ScanObserver(Protocol):
+    """Told how a scan advances (a progress display lives in the service layer)."""
+
+    def scan_progress(self, what: str, accounts: int) -> None:
+        """``accounts`` read so far by the scan named ``what``."""
+
+    def scan_finished(self, what: str, accounts: int) -> None:
+        """The scan named ``what`` ended (normally or not) after ``accounts``."""
 
 
 def program_accounts_params(
@@ -58,23 +74,35 @@ async def stream_program_accounts(  # noqa: PLR0913 - the RPC call's own paramet
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     commitment: Commitment = "confirmed",
     read_timeout_s: float | None = None,
+    observer: ScanObserver | None = None,
+    what: str = "accounts",
 ) -> AsyncIterator[AccountChunk]:
     """Yield the program's matching accounts, ``chunk_size`` at a time, as they arrive.
 
     ``record_size`` is the data length every account should have (the slice's length, or
     the allocated size without a slice). ``read_timeout_s`` overrides the client's timeout
     for the wait before the first byte: a node may think for a while over a large scan.
+    ``observer`` hears the count of accounts read after each chunk, under the name ``what``.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     params = program_accounts_params(program_id, filters, data_slice, commitment)
     parser = body_parser(f"{_METHOD} at {rpc.redacted_url}", record_size, chunk_size)
-    async with rpc.stream(_METHOD, params, read_timeout_s=read_timeout_s) as body:
-        async for raw in body:
-            for chunk in parser.feed(raw):
+    read = 0
+    try:
+        async with rpc.stream(_METHOD, params, read_timeout_s=read_timeout_s) as body:
+            async for raw in body:
+                for chunk in parser.feed(raw):
+                    read += len(chunk) + len(chunk.odd)
+                    if observer is not None:
+                        observer.scan_progress(what, read)
+                    yield chunk
+            for chunk in parser.finish():
+                read += len(chunk) + len(chunk.odd)
                 yield chunk
-        for chunk in parser.finish():
-            yield chunk
+    finally:
+        if observer is not None:
+            observer.scan_finished(what, read)
 
 
 async def count_program_accounts(
@@ -99,3 +127,18 @@ async def count_program_accounts(
     ):
         total += len(chunk) + len(chunk.odd)
     return total
+
+
+async def observed(
+    chunks: AsyncIterator[AccountChunk], observer: ScanObserver, what: str
+) -> AsyncIterator[AccountChunk]:
+    """``chunks`` as they come, telling ``observer`` the accounts read after each (any scan
+    method: standard or paginated)."""
+    read = 0
+    try:
+        async for chunk in chunks:
+            read += len(chunk) + len(chunk.odd)
+            observer.scan_progress(what, read)
+            yield chunk
+    finally:
+        observer.scan_finished(what, read)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from keeper.localnet.faults import FaultConfig
 
 KEEPER_KEYPAIR_NAME: Final = "keeper"
+LOCAL_PROFILE: Final = "config/profiles/localnet.yaml"  # relative: run from the repository
 
 
 def write_keypairs(world: GenesisWorld, keypair_dir: Path) -> dict[str, Path]:
@@ -69,6 +70,20 @@ async def serve_forever(
             loop.remove_signal_handler(signum)
 
 
+def next_commands(url: str, keypair: Path | None) -> list[str]:
+    """What to run next, in another terminal: the keeper with the profile this chain needs
+    (its program id, market admin and NOS mint), pointed at this chain and keypair."""
+    flags = f"--config {LOCAL_PROFILE} --rpc-url {url}"
+    if keypair is not None:
+        flags += f" --keypair {keypair}"
+    return [
+        "localnet: next, in another terminal:",
+        f"  nosana-keeper check {flags}",
+        f"  nosana-keeper status {flags}",
+        f"  nosana-keeper run {flags} --once --dry-run",
+    ]
+
+
 def main_localnet(
     world: str,
     port: int,
@@ -94,6 +109,8 @@ def main_localnet(
         if KEEPER_KEYPAIR_NAME in paths:
             _say(f"localnet: keeper keypair {paths[KEEPER_KEYPAIR_NAME]}")
         _say("localnet: serving until Ctrl-C (SIGINT) or SIGTERM")
+        for line in next_commands(chain.url, paths.get(KEEPER_KEYPAIR_NAME)):
+            _say(line)
 
     asyncio.run(
         serve_forever(loaded, port, host=host, slot_ms=slot_ms, faults=faults, on_ready=announce)

@@ -19,6 +19,7 @@ from keeper.errors import ConfigError, KeeperError
 from keeper.service.checks import run_checks
 from keeper.service.logs import configure_logging
 from keeper.service.metrics import new_metrics
+from keeper.service.progress import terminal_progress
 from keeper.service.runner import Keeper, run_once, serve
 from keeper.service.settings import Settings, load_settings
 
@@ -200,7 +201,7 @@ def run(
     """Run the keeper (the service, or one pass with --once)."""
     settings = _settings(config, rpc_url, keypair)
     configure_logging(settings.log.level, settings.log.format)
-    keeper = Keeper(settings, new_metrics(), dry_run=dry_run)
+    keeper = Keeper(settings, new_metrics(), dry_run=dry_run, scan_observer=terminal_progress())
     if once:
         summary = asyncio.run(run_once(keeper))
         click.echo(summary.line())
@@ -223,3 +224,22 @@ def check(config: Path | None, rpc_url: str | None, keypair: Path | None) -> Non
     for row in rows:
         click.echo(f"{row.status:<4} {row.name:<{width}}  {_name_flags(row.detail, given)}")
     sys.exit(0 if all(row.ok for row in rows) else EXIT_CONFIG)
+
+
+@main.command()
+@_config_option
+@_rpc_option
+@_keypair_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
+@reports_errors
+def status(config: Path | None, rpc_url: str | None, keypair: Path | None, as_json: bool) -> None:
+    """What waits on chain now, per task and reason, and what this keeper may act on."""
+    from keeper.service.status import chain_status  # noqa: PLC0415 - only this command
+
+    settings = _settings(config, rpc_url, keypair)
+    configure_logging("WARNING", settings.log.format)
+    found = asyncio.run(chain_status(settings, terminal_progress()))
+    if as_json:
+        click.echo(found.as_json())
+    else:
+        click.echo("\n".join(found.table()))

@@ -42,7 +42,7 @@ from keeper.chain.pages import (
     ScanOptions,
     scan_program_accounts,
 )
-from keeper.chain.scan import AccountChunk
+from keeper.chain.scan import AccountChunk, ScanObserver, observed
 from keeper.errors import DecodeError
 from keeper.program import filters
 from keeper.program.batch import JOB_READ_SLICE, StructArray, decode_jobs
@@ -88,6 +88,8 @@ class Scope:
 
     def scan_options(self) -> ScanOptions:
         return ScanOptions(self.scan_method, self.chunk_size, self.page_limit)
+
+    observer: ScanObserver | None = None  # a progress display, on a terminal
 
 
 @dataclass(slots=True)
@@ -140,10 +142,12 @@ def _scan(  # noqa: PLR0913 - a scan's own parameters
     record_size: int,
     *,
     changed_since: int | None,
+    what: str = "accounts",
 ) -> AsyncIterator[AccountChunk]:
-    """One logical scan by the configured method, counted in ``read``."""
+    """One logical scan by the configured method, counted in ``read``; ``what`` names it
+    to the scope's progress observer."""
     read.scans += 1
-    return scan_program_accounts(
+    chunks = scan_program_accounts(
         scope.rpc,
         scope.program_id,
         account_filters,
@@ -153,6 +157,7 @@ def _scan(  # noqa: PLR0913 - a scan's own parameters
         changed_since_slot=changed_since,
         mark=read.mark,
     )
+    return chunks if scope.observer is None else observed(chunks, scope.observer, what)
 
 
 def _owned(raw: RawAccount | None, owner: Pubkey) -> bool:
@@ -234,7 +239,13 @@ async def read_markets(
     and decode; anything else is ``Foreign`` and counted."""
     markets: dict[Pubkey, MarketView] = {}
     scan = _scan(
-        scope, read, filters.all_markets(), None, MARKET_ALLOCATED_SIZE, changed_since=changed_since
+        scope,
+        read,
+        filters.all_markets(),
+        None,
+        MARKET_ALLOCATED_SIZE,
+        changed_since=changed_since,
+        what="markets",
     )
     async for chunk in scan:
         read.duplicates["market"] += chunk.duplicates
@@ -263,7 +274,13 @@ async def read_runs(scope: Scope, read: FullRead, *, changed_since: int | None =
     after that slot (a run closed since is simply absent)."""
     found = Runs()
     scan = _scan(
-        scope, read, filters.all_runs(), None, RUN_ALLOCATED_SIZE, changed_since=changed_since
+        scope,
+        read,
+        filters.all_runs(),
+        None,
+        RUN_ALLOCATED_SIZE,
+        changed_since=changed_since,
+        what="runs",
     )
     async for chunk in scan:
         read.duplicates["run"] += chunk.duplicates
@@ -320,6 +337,7 @@ async def job_batches(
         job_slice,
         JOB_READ_SLICE.length,
         changed_since=changed_since,
+        what="jobs",
     )
     async for chunk in scan:
         read.duplicates["job"] += chunk.duplicates

@@ -27,6 +27,7 @@ from keeper.chain.clock import ChainTime, chain_time
 from keeper.chain.endpoints import FailoverRpc
 from keeper.chain.pages import ScanMethod
 from keeper.chain.rpc import RpcClient
+from keeper.chain.scan import ScanObserver
 from keeper.chain.sender import Sender
 from keeper.errors import ConfigError, KeeperError
 from keeper.service import discovery
@@ -95,6 +96,7 @@ class Keeper:
     leadership: Leadership = field(default_factory=SoleKeeper)
     live: LiveMode | None = None  # the live feed, in the service with discovery.live
     chain_clock: tuple[int, float] | None = None  # last chain time seen, and when (monotonic)
+    scan_observer: ScanObserver | None = None  # a progress display, on a terminal
 
     async def start(self) -> None:
         self.metrics.build_info.info({"version": __version__})
@@ -191,6 +193,7 @@ class Keeper:
             self.settings.rpc.scan_chunk_size,
             ScanMethod(self.settings.rpc.scan_method),
             self.settings.rpc.scan_page_limit,
+            observer=self.scan_observer,
         )
 
     def enabled_tasks(self) -> list[Task]:

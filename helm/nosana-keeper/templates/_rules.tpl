@@ -87,7 +87,9 @@ groups:
           runbook_url: {{ printf "%s#nosanakeeperactionsfailing" . }}
           {{- end }}
       - alert: NosanaKeeperBalanceLow
-        expr: nosana_keeper_balance_lamports < {{ printf "%.0f" (float64 $r.balanceLow.thresholdLamports) }}
+        expr: |-
+          nosana_keeper_balance_lamports < {{ printf "%.0f" (float64 $r.balanceLow.thresholdLamports) }}
+          unless nosana_keeper_dry_run == 1
         for: {{ $r.balanceLow.for }}
         {{- include "nosana-keeper.alertLabels" (list . $r.balanceLow.severity) | nindent 8 }}
         annotations:
