@@ -296,7 +296,10 @@ def test_alert_thresholds_come_from_values(helm: Path) -> None:
         "PrometheusRule",
     )
     exprs = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert exprs["NosanaKeeperBalanceLow"] == "nosana_keeper_balance_lamports < 123456789"
+    assert exprs["NosanaKeeperBalanceLow"].splitlines() == [
+        "nosana_keeper_balance_lamports < 123456789",
+        "unless nosana_keeper_dry_run == 1",  # a dry run spends nothing
+    ]
     assert '{task="finished_jobs"} > 0) > 300' in exprs["NosanaKeeperTaskStalled"]
 
 
