@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -23,12 +24,13 @@ class TerminalProgress:
     """A ``ScanObserver`` drawing on ``stream`` (a terminal)."""
 
     stream: TextIO
+    clock: Callable[[], float] = time.monotonic
     _started: dict[str, float] = field(default_factory=dict)
     _drawn_at: float = 0.0
     _shown: bool = False
 
     def scan_progress(self, what: str, accounts: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         started = self._started.setdefault(what, now)
         elapsed = now - started
         if elapsed < _MIN_SECONDS or now - self._drawn_at < _EVERY_SECONDS:

@@ -58,7 +58,7 @@ def _readyz(url: str, process: subprocess.Popen[bytes], log: Path) -> httpx.Resp
             last = httpx.get(url, timeout=5)
         except httpx.HTTPError:
             last = None
-        if last is not None and last.status_code == 200:  # noqa: PLR2004 - HTTP OK
+        if last is not None and last.status_code == 200:
             return last
         time.sleep(0.5)
     pytest.fail(
@@ -81,7 +81,7 @@ def test_default_install_becomes_ready(chain: LocalChain, tmp_path: Path) -> Non
     }
     log = tmp_path / "keeper.log"
     with log.open("w") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own CLI
+        process = subprocess.Popen(
             [sys.executable, "-m", "keeper", *args], stdout=output, stderr=output, env=env
         )
         try:

@@ -8,9 +8,11 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import IO
 
 import httpx
 from click.testing import CliRunner
@@ -43,14 +45,14 @@ def test_dry_run_without_keypair_is_ready(cli: KeeperCli, tmp_path: Path) -> Non
     command += ["--rpc-url", cli.chain.url, "--keypair", str(tmp_path / "none.json")]
     log = tmp_path / "keeper.log"
     with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=out, env=env)  # noqa: S603
+        process = subprocess.Popen(command, stdout=out, stderr=out, env=env)
         try:
             answer = _poll_ready(f"http://127.0.0.1:{port}/readyz", process)
         finally:
             process.terminate()
             process.wait(timeout=30)
     assert answer is not None, log.read_text()[-2000:]
-    assert answer.status_code == 200, answer.text  # noqa: PLR2004
+    assert answer.status_code == 200, answer.text
     assert "balance" not in answer.json()["checks"]
 
 
@@ -65,7 +67,7 @@ def _poll_ready(url: str, process: subprocess.Popen[bytes]) -> httpx.Response | 
             last = None
         if last is not None and last.json().get("checks") != ["starting"]:
             return last
-        subprocess.run(["sleep", "0.25"], check=True)  # noqa: S607 - no time.sleep ban here
+        subprocess.run(["sleep", "0.25"], check=True)
     return last
 
 
@@ -104,12 +106,14 @@ def test_check_with_a_failing_rpc_leaves_no_coroutine_unawaited(cli: KeeperCli) 
         warnings.simplefilter("always")
         result = CliRunner().invoke(
             main,
-            ["check", "--config", str(LOCAL_PROFILE), "--rpc-url", "http://127.0.0.1:9"]
-            + ["--keypair", str(cli.keypair)],
+            [
+                *("check", "--config", str(LOCAL_PROFILE), "--rpc-url", "http://127.0.0.1:9"),
+                *("--keypair", str(cli.keypair)),
+            ],
             env={**cli.env, "KEEPER_RPC_MAX_RETRIES": "0"},
         )
         gc.collect()
-    assert result.exit_code == 2, result.output  # noqa: PLR2004
+    assert result.exit_code == 2, result.output
     assert "FAIL rpc" in result.stdout
     assert not [w for w in caught if "never awaited" in str(w.message)]
 
@@ -120,7 +124,7 @@ def test_check_with_a_failing_rpc_leaves_no_coroutine_unawaited(cli: KeeperCli) 
 def test_system_program_as_program_id_fails_check_and_start(cli: KeeperCli) -> None:
     wrong = {"KEEPER_PROGRAM_ID": SYSTEM_PROGRAM}
     checked = cli.invoke("check", extra_env=wrong)
-    assert checked.exit_code == 2, checked.output  # noqa: PLR2004
+    assert checked.exit_code == 2, checked.output
     assert "FAIL program" in checked.stdout
     assert "no Nosana Jobs MarketAccount" in checked.stdout
     ran = cli.invoke("run", "--once", extra_env=wrong)
@@ -236,7 +240,7 @@ def test_dry_run_quit_admin_lines_carry_market(cli: KeeperCli) -> None:
 def test_check_shows_the_claim_row_when_claims_are_misconfigured(cli: KeeperCli) -> None:
     cli.env = {k: v for k, v in cli.env.items() if k != "KEEPER_CLAIM_NFT"}
     result = cli.invoke("check")
-    assert result.exit_code == 2, result.output  # noqa: PLR2004
+    assert result.exit_code == 2, result.output
     assert "ok   keypair" in result.stdout
     claim = next(line for line in result.stdout.splitlines() if " claim " in f" {line} ")
     assert claim.startswith("FAIL")
@@ -246,21 +250,30 @@ def test_check_shows_the_claim_row_when_claims_are_misconfigured(cli: KeeperCli)
 def test_localnet_prints_the_commands_to_run_next(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "keeper", "localnet", "--port", "0"]
     command += ["--keypair-dir", str(tmp_path / "keys")]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:  # noqa: S603
+    lines: list[str] = []
+    printed = threading.Event()
+
+    def read(stream: IO[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            if "--once --dry-run" in line:
+                printed.set()
+
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None
-        lines = []
+        reader = threading.Thread(target=read, args=(process.stdout,), daemon=True)
+        reader.start()
         try:
-            for line in process.stdout:
-                lines.append(line)
-                if "--once --dry-run" in line:
-                    break
+            printed.wait(timeout=60)  # a deadline for a chain that never says it
         finally:
             process.terminate()
+        reader.join(timeout=30)
     url = next(line.split()[-1] for line in lines if "RPC URL" in line)
-    run = next(line.strip() for line in lines if line.strip().startswith("nosana-keeper run"))
-    assert "--config config/profiles/localnet.yaml" in run
-    assert f"--rpc-url {url}" in run
-    assert f"--keypair {tmp_path / 'keys' / 'keeper.json'}" in run
+    runs = [line.strip() for line in lines if line.strip().startswith("nosana-keeper run")]
+    assert runs, "".join(lines)
+    assert "--config config/profiles/localnet.yaml" in runs[0]
+    assert f"--rpc-url {url}" in runs[0]
+    assert f"--keypair {tmp_path / 'keys' / 'keeper.json'}" in runs[0]
 
 
 # --- status --------------------------------------------------------------------------------------
