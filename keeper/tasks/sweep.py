@@ -73,8 +73,9 @@ class JobSweep:
     def undecodable(self, count: int) -> None:
         """Records of the wrong length: not judged, counted."""
         self.jobs += count
+        # A census count (finished_jobs), as legacy and unknown-state jobs are: counted by one
+        # task only, so a summary that adds the tasks up counts each account once.
         self._finished.skip(Reason.UNDECODABLE, count)
-        self._stopped_extra.skip(Reason.UNDECODABLE, count)
 
     def feed(
         self,
@@ -94,7 +95,10 @@ class JobSweep:
             self._judge_done(keys, records, done)
             unknown = current & ~np.isin(states, _KNOWN_STATES)
             self._finished.skip(Reason.UNKNOWN_STATE, int(np.count_nonzero(unknown)))
-            self._finished.skip(Reason.LEGACY_LAYOUT, int(np.count_nonzero(legacy)))
+            # Legacy Stopped jobs are the stopped task's count when it runs: once each.
+            counted_elsewhere = states == JobState.STOPPED if self.params.stopped else False
+            legacy_here = legacy & ~counted_elsewhere
+            self._finished.skip(Reason.LEGACY_LAYOUT, int(np.count_nonzero(legacy_here)))
             for row in np.flatnonzero(current & (states == JobState.QUEUED)).tolist():
                 self.queued.append((_key(keys, row), _market(records, row)))
         if self.params.stopped is not None:
@@ -139,6 +143,8 @@ class JobSweep:
             self.queued, jobs_with_runs=jobs_with_runs, markets=self.markets
         )
         self._finished.orphans.extend(orphans.orphans)
+        for reason, count in orphans.skips.items():  # job_running, queued, orphan: once each
+            self._finished.skip(reason, count)
         return self._finished.build()
 
     def stopped_plan(self, *, jobs_with_runs: Collection[Pubkey], stake: StakeView) -> Plan:
