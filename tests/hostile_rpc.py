@@ -291,6 +291,19 @@ def program_accounts_of(program: str) -> RequestMatch:
     return lambda request: bool(_params(request)) and _params(request)[0] == program
 
 
+def reads_account_data() -> RequestMatch:
+    """A ``when`` for getProgramAccounts that asks for data: not a key-only read
+    (``dataSlice`` of length 0, as the start-up check of the program's markets)."""
+
+    def asks_data(request: Json) -> bool:
+        params = _params(request)
+        config = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        data_slice = config.get("dataSlice")
+        return not (isinstance(data_slice, dict) and data_slice.get("length") == 0)
+
+    return asks_data
+
+
 def confirmed_statuses() -> Rewrite:
     """getSignatureStatuses answers every signature it has not seen as landed and
     ``confirmed`` without error: a lie about transactions that never landed."""

@@ -94,8 +94,10 @@ def test_readyz_names_what_fails_when_balance_is_below_the_floor(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 503)
-        _status, body = get(f"http://127.0.0.1:{port}/readyz")
+        # 503 "starting" comes first (the port is bound before the start-up checks).
+        wait_for(lambda: "balance" in get(f"http://127.0.0.1:{port}/readyz")[1])
+        status, body = get(f"http://127.0.0.1:{port}/readyz")
+        assert status == 503
         assert "balance" in json.loads(body)["failing"]
         wait_for(
             lambda: (
