@@ -17,6 +17,7 @@ from keeper.service.context import (
     load_node,
     resolve_claim,
     rpc_client,
+    scan_options,
     single_client,
     with_node,
 )
@@ -26,6 +27,7 @@ from keeper.service.settings import Settings
 
 if TYPE_CHECKING:
     from keeper.chain.endpoints import Rpc
+    from keeper.chain.pages import ScanOptions
 
 
 class Row(NamedTuple):
@@ -60,7 +62,7 @@ async def run_checks(settings: Settings) -> list[Row]:
     )
     metrics = new_metrics()
     async with rpc_client(settings, metrics) as rpc:
-        chain_rows = await _chain_rows(rpc, identity)
+        chain_rows = await _chain_rows(rpc, identity, scan_options(settings))
         rows.extend(chain_rows)
         if not all(row.ok for row in chain_rows):
             return rows
@@ -102,7 +104,7 @@ async def _endpoint_rows(settings: Settings, metrics: Metrics) -> list[Row]:
     return rows
 
 
-async def _chain_rows(rpc: Rpc, identity: Identity) -> list[Row]:
+async def _chain_rows(rpc: Rpc, identity: Identity, options: ScanOptions) -> list[Row]:
     """RPC, then program, then role: each only once the one before it passed."""
     try:
         await check_rpc(rpc)
@@ -110,7 +112,7 @@ async def _chain_rows(rpc: Rpc, identity: Identity) -> list[Row]:
         return [_failed("rpc", error)]
     rows = [Row("rpc", ok=True, detail=rpc.redacted_url)]
     try:
-        markets = await check_program(rpc, identity.program_id)
+        markets = await check_program(rpc, identity.program_id, options)
     except KeeperError as error:
         return [*rows, _failed("program", error)]
     detail = f"{identity.program_id} ({markets} markets)"

@@ -14,8 +14,8 @@ from solders.pubkey import Pubkey
 from keeper.chain.accounts import get_account
 from keeper.chain.endpoints import FailoverRpc, Role
 from keeper.chain.keypair import Exposure, exposure, load_keypair
+from keeper.chain.pages import ScanMethod, ScanOptions, scan_program_accounts
 from keeper.chain.rpc import NotJsonRpc, RpcClient
-from keeper.chain.scan import count_program_accounts
 from keeper.errors import ConfigError, KeypairError, RpcError
 from keeper.program import filters
 from keeper.program.ids import TOKEN_PROGRAM
@@ -105,12 +105,29 @@ def _identity(settings: Settings, keypair: Keypair, node: Keypair | None) -> Ide
     )
 
 
-async def check_program(rpc: Rpc, program_id: Pubkey) -> int:
+def scan_options(settings: Settings) -> ScanOptions:
+    """How the configured node is scanned (rpc.scan_method, chunk size, page limit)."""
+    rpc = settings.rpc
+    return ScanOptions(ScanMethod(rpc.scan_method), rpc.scan_chunk_size, rpc.scan_page_limit)
+
+
+async def _count_markets(rpc: Rpc, program_id: Pubkey, options: ScanOptions) -> int:
+    """MarketAccounts of ``program_id``, keys only, by the configured scan method."""
+    total = 0
+    async for chunk in scan_program_accounts(
+        rpc, program_id, filters.all_markets(), filters.no_data(), record_size=0, options=options
+    ):
+        total += len(chunk) + len(chunk.odd)
+    return total
+
+
+async def check_program(rpc: Rpc, program_id: Pubkey, options: ScanOptions | None = None) -> int:
     """The configured program id must be a deployed program holding Nosana Jobs accounts.
 
     A deployed program of another kind (the System program, a token program) would
     otherwise pass and make every scan find nothing. Returns the MarketAccounts found, read
-    keys only (``dataSlice`` of length 0).
+    keys only (``dataSlice`` of length 0), by ``options``' scan method (default: the
+    standard getProgramAccounts).
     """
     account = await get_account(rpc, program_id)
     if account is None or not account.executable:
@@ -120,11 +137,11 @@ async def check_program(rpc: Rpc, program_id: Pubkey) -> int:
             hint=_PROGRAM_HINT,
         )
     try:
-        markets = await count_program_accounts(rpc, program_id, filters.all_markets())
+        markets = await _count_markets(rpc, program_id, options or ScanOptions())
     except RpcError as error:
         raise ConfigError(
             f"cannot list the accounts of program {program_id} on {rpc.redacted_url}: {error}",
-            hint=f"{_PROGRAM_HINT}; the RPC node must serve getProgramAccounts",
+            hint=error.hint,  # the read's own fix (a method the node lacks, a timeout)
         ) from error
     if markets == 0:
         raise ConfigError(

@@ -30,9 +30,11 @@ class Readiness:
     _cached_at: float = field(default=-1e9, init=False)
     _failures: dict[str, str] = field(default_factory=dict, init=False)
 
-    def use(self, checks: Mapping[str, Check]) -> None:
-        """Replace the checks (the start-up placeholder, once the keeper has started)."""
-        self.checks = checks
+    def use(self, started: Readiness) -> None:
+        """Answer as ``started`` does from now on (this one was the start-up placeholder)."""
+        self.checks = started.checks
+        self.role = started.role
+        self.details = started.details
         self._cached_at = -1e9
 
     async def failures(self) -> dict[str, str]:

@@ -41,6 +41,7 @@ from keeper.service.context import (
     load_identity,
     resolve_claim,
     rpc_client,
+    scan_options,
     verify_clients,
 )
 from keeper.service.execution import (
@@ -114,7 +115,7 @@ class Keeper:
             log.warning(found.message, fix=found.fix)
         self.rpc = rpc_client(self.settings, self.metrics)
         await check_rpc(self.rpc)
-        markets = await check_program(self.rpc, identity.program_id)
+        markets = await check_program(self.rpc, identity.program_id, scan_options(self.settings))
         self.identity = await resolve_claim(self.rpc, identity, self.settings.claim.nft)
         self.verify = verify_clients(self.settings, self.metrics)
         self.trust = self._trust()
@@ -643,7 +644,7 @@ async def serve(keeper: Keeper, stop: asyncio.Event | None = None) -> None:
         await http.cleanup()
         raise
     following = await _start_live(keeper)
-    readiness.use(keeper.readiness().checks)
+    readiness.use(keeper.readiness())
     log.info("metrics listening", url=f"http://{keeper.settings.metrics.host}:{port}/metrics")
     scheduler = AsyncIOScheduler()
     tick = keeper.tick_seconds()

@@ -25,6 +25,7 @@ from keeper.service.context import (
     load_identity,
     resolve_claim,
     rpc_client,
+    scan_options,
 )
 from keeper.service.metrics import new_metrics
 from keeper.service.settings import Settings
@@ -138,7 +139,7 @@ async def chain_status(settings: Settings, observer: ScanObserver | None = None)
     identity = load_identity(settings, dry_run=True)  # a missing keypair is fine here
     async with rpc_client(settings, new_metrics()) as rpc:
         await check_rpc(rpc)
-        markets = await check_program(rpc, identity.program_id)
+        markets = await check_program(rpc, identity.program_id, scan_options(settings))
         identity = await resolve_claim(rpc, identity, settings.claim.nft)
         now = (await chain_time(rpc)).unix_timestamp
         scope = discovery.Scope(

@@ -4,7 +4,8 @@ keypair: a dry run with a throwaway key) against the local chain, until /readyz 
 
 Only what a cluster would supply differently is overridden, through the environment as the
 chart's own extraEnv would: the RPC URL (the local chain), the cluster's program ids (the
-local chain runs the devnet build) and the metrics address (a free loopback port)."""
+local chain runs the devnet build), the metrics address (a free loopback port) and leader
+election (its lease lives in the Kubernetes API, which a test machine does not have)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def test_default_install_becomes_ready(chain: LocalChain, tmp_path: Path) -> Non
         "KEEPER_NOS_MINT": str(world.nos_mint),
         "KEEPER_METRICS_HOST": "127.0.0.1",
         "KEEPER_METRICS_PORT": str(port),
+        # No Kubernetes API here to hold the lease: this keeper is the only one.
+        "KEEPER_LEADER_ELECTION_ENABLED": "false",
     }
     log = tmp_path / "keeper.log"
     with log.open("w") as output:
