@@ -24,7 +24,9 @@ from solders.pubkey import Pubkey
 from keeper.localnet.chain import LocalChain
 from keeper.localnet.standalone import write_keypairs
 from tests.integration.conftest import KeeperCli, keeper_env
-from tests.integration.test_service import _free_port, _get, _service_command, _service_env
+from tests.integration.probe import free_port as _free_port
+from tests.integration.probe import get as _get
+from tests.integration.test_service import _service_command, _service_env
 
 DAY = 86_400
 GRACE = 300  # quit.grace_seconds' default

@@ -16,7 +16,10 @@ from click.testing import CliRunner, Result
 from keeper.service.cli import main
 from tests.hostile_rpc import HostileRpc, Rule, reads_account_data
 from tests.integration.conftest import LOCAL_PROFILE, KeeperCli
-from tests.integration.test_service import _free_port, _get, _service_env, _wait_for
+from tests.integration.probe import free_port as _free_port
+from tests.integration.probe import get as _get
+from tests.integration.probe import wait_for as _wait_for
+from tests.integration.test_service import _service_env
 
 # Scans that read data trickle; the start-up check's key-only read of the markets does not.
 TRICKLE = Rule(method="getProgramAccounts", trickle_every_s=0.5, when=reads_account_data())
