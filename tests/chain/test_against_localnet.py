@@ -221,7 +221,7 @@ async def test_market_terms_read_147_bytes_and_a_gone_market_stays_absent(
     whole = (await market_views(scope, [market]))[market]
     assert terms[gone] is ABSENT
     assert isinstance(whole, MarketAccount)
-    assert terms[market] == dataclasses.replace(whole, queue=(), queue_read=False)
+    assert terms[market] == dataclasses.replace(whole, queue=None)
     raw = await get_multiple_accounts(rpc, [market], data_slice=filters.market_terms())
     assert raw[0] is not None
     assert len(raw[0].data) == MARKET_TERMS_SIZE
