@@ -183,5 +183,12 @@ def start_replica(
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=out)
     replica = Replica(name, chain.world.keypairs[wallet].pubkey(), port, process, log)
-    wait_for(lambda: replica.get("/healthz")[0] == 200, 60, f"{name} serves /healthz")
+    # /healthz answers as soon as the port is bound; /readyz says "starting" until the
+    # start-up checks passed and the keeper serves its real checks.
+    wait_for(lambda: _started(replica), 60, f"{name} is past start-up")
     return replica
+
+
+def _started(replica: Replica) -> bool:
+    status, body = replica.get("/readyz")
+    return status != 0 and '"starting"' not in body
