@@ -187,17 +187,20 @@ def get_program_accounts_v2(node: Node, params: Params) -> object:
     config = params.config(1)
     encoding = config.choice("encoding", ACCOUNT_ENCODINGS, "base64")
     data_size, memcmps = config.filters()
+    changed_since = _optional_count(config.get("changedSinceSlot"), "changedSinceSlot")
     page = node.ledger.accounts.walk(
         owner,
         cursor=_cursor(config.get("paginationKey")),
         limit=_bounded(config.get("limit"), "limit", V2_DEFAULT_LIMIT, 1, V2_MAX_LIMIT),
         data_size=data_size,
         memcmps=memcmps,
-        changed_since=_optional_count(config.get("changedSinceSlot"), "changedSinceSlot"),
+        changed_since=changed_since,
         data_slice=config.data_slice(),
     )
     returned = sum(len(selection) for selection in page.selections)
     node.stats.visited("getProgramAccountsV2", page.visited, returned)
+    if changed_since is not None:
+        node.stats.changed_since_pages += 1
     key = None if page.next_cursor is None else page.next_cursor.encode()
     head = '{"accounts":'
     if config.flag("withContext"):

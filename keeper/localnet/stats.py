@@ -24,6 +24,7 @@ class NodeStats:
         self.accounts_visited: Counter[str] = Counter()
         self.accounts_returned: Counter[str] = Counter()
         self.last_accounts_visited: dict[str, int] = {}
+        self.changed_since_pages = 0  # getProgramAccountsV2 pages with changedSinceSlot
         self.notifications: Counter[str] = Counter()
         self.notification_bytes = 0
         self.websocket_connections = 0  # accepted since the last reset
@@ -48,6 +49,7 @@ class NodeStats:
             "accountsVisited": dict(self.accounts_visited),
             "accountsReturned": dict(self.accounts_returned),
             "lastCallAccountsVisited": dict(self.last_accounts_visited),
+            "changedSincePages": self.changed_since_pages,
             "notifications": dict(self.notifications),
             "notificationBytes": self.notification_bytes,
             "websocketConnections": self.websocket_connections,

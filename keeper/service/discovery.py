@@ -111,6 +111,8 @@ class PassRequest:
     stopped_jobs: stopped_jobs.StoppedJobsParams | None = None
     finished_jobs: finished_jobs.FinishedJobsParams | None = None
     limits: dict[Task, int] = field(default_factory=dict)
+    # Live mode: also keep this many not-yet-due cleans and quits per task (FullRead.upcoming).
+    upcoming_limit: int | None = None
 
 
 @dataclass(slots=True)
@@ -126,6 +128,11 @@ class FullRead:
     mark: ScanMark = field(default_factory=ScanMark)
     accounts: Counter[str] = field(default_factory=Counter)  # returned, by kind
     markets: dict[Pubkey, MarketView] = field(default_factory=dict)  # every market read
+    # With ``PassRequest.upcoming_limit``: the actions not yet due, by task (bounded: the
+    # earliest due; what did not fit is each plan's ``waiting``).
+    upcoming: dict[Task, Plan] = field(default_factory=dict)
+    jobs_with_runs: set[Pubkey] = field(default_factory=set)  # jobs some run read points at
+    changed_since: int | None = None  # a changed_read's slot; None for a full read
 
     @property
     def since(self) -> int | None:
@@ -412,15 +419,16 @@ async def _read_and_decide(
     changed_since: int | None,
     known_runs: Collection[Pubkey],
 ) -> FullRead:
-    read = FullRead()
+    read = FullRead(changed_since=changed_since)
     since = changed_since
     jobs_needed = request.stopped_jobs is not None or request.finished_jobs is not None
     markets = await read_markets(scope, read, changed_since=since) if jobs_needed else {}
     runs = Runs()
     if jobs_needed or request.expired_runs:
         runs = await read_runs(scope, read, changed_since=since)
+    read.jobs_with_runs = runs.jobs() | set(known_runs)
     if request.expired_runs is not None:
-        read.plans[Task.EXPIRED_RUNS] = await _plan_expired_runs(scope, runs, request)
+        read.plans[Task.EXPIRED_RUNS] = await _plan_expired_runs(scope, runs, request, read)
     if not jobs_needed:
         return read
     sweep = JobSweep(
@@ -430,12 +438,13 @@ async def _read_and_decide(
             stopped=request.stopped_jobs,
             finished_limit=request.limits.get(Task.FINISHED_JOBS),
             stopped_limit=request.limits.get(Task.STOPPED_JOBS),
+            upcoming_limit=request.upcoming_limit,
         ),
         markets,
     )
     live_markets = len(markets)
     await sweep_jobs(scope, sweep, read, changed_since=since)
-    with_runs = runs.jobs() | set(known_runs)
+    with_runs = read.jobs_with_runs
     if request.finished_jobs is not None:
         missing = sweep.queued_markets_missing()
         if missing:
@@ -447,6 +456,9 @@ async def _read_and_decide(
             orphan_jobs=len(plan.orphans),
         )
         read.plans[Task.FINISHED_JOBS] = (plan, findings)
+        upcoming = sweep.upcoming_plan()
+        if upcoming is not None:
+            read.upcoming[Task.FINISHED_JOBS] = upcoming
     if request.stopped_jobs is not None:
         read.plans[Task.STOPPED_JOBS] = await _plan_stopped_jobs(
             scope, sweep, with_runs, request.stopped_jobs
@@ -455,7 +467,7 @@ async def _read_and_decide(
 
 
 async def _plan_expired_runs(
-    scope: Scope, runs: Runs, request: PassRequest
+    scope: Scope, runs: Runs, request: PassRequest, read: FullRead
 ) -> tuple[Plan, Findings]:
     params = request.expired_runs
     assert params is not None
@@ -463,6 +475,10 @@ async def _plan_expired_runs(
     plan = expired_runs.decide(
         runs.runs, jobs, request.now, params, limit=request.limits.get(Task.EXPIRED_RUNS)
     )
+    if request.upcoming_limit is not None:
+        read.upcoming[Task.EXPIRED_RUNS] = expired_runs.upcoming(
+            runs.runs, jobs, request.now, params, limit=request.upcoming_limit
+        )
     extra = PlanBuilder(Task.EXPIRED_RUNS)
     extra.skip(Reason.UNDECODABLE, runs.undecodable)
     return plan.merge(extra.build()), Findings(seen={"run": len(runs.runs)})

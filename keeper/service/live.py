@@ -28,6 +28,7 @@ from keeper.chain.live import (
     Subscribed,
     ws_url_for,
 )
+from keeper.chain.pages import ScanMethod
 from keeper.errors import FeedLost
 from keeper.program import filters
 from keeper.program.layouts import (
@@ -88,6 +89,13 @@ class LiveMode:
         self._was_sender = True  # the last dispatch could send (leader, or no election)
         self._resync_started = time.monotonic()
         self._sending: dict[Task, asyncio.Task[None]] = {}
+        # The last full read of every task: its slot and the jobs its runs named (what an
+        # interval resync's changed read starts from), and whether the book lost anything
+        # since (over max_scheduled) or the last read left due actions waiting: then only a
+        # full read finds them again.
+        self._last_full: tuple[int, frozenset[Pubkey]] | None = None
+        self._overflowed = False
+        self._backlog = False
         self._background: set[asyncio.Task[None]] = set()
 
     def _params(self) -> LiveParams:
@@ -281,10 +289,25 @@ class LiveMode:
     # -- full reads --------------------------------------------------------------------
 
     def read_done(self, read: discovery.FullRead) -> None:
-        """A full read's markets: the ones to watch (their close is in no program feed)."""
+        """A read's findings: its markets to watch (their close is in no program feed), the
+        actions it saw that fall due later (filed in the book: no read is needed then), and
+        what decides whether the next interval resync may read only what changed."""
+        full = read.changed_since is None
+        if full:
+            self._overflowed = False
+            if set(read.plans) >= set(self.keeper.enabled_tasks()) and read.since is not None:
+                self._last_full = (read.since, frozenset(read.jobs_with_runs))
+        for task, plan in read.upcoming.items():
+            if self.book.read_upcoming(task, plan):
+                self._overflowed = True
+        self._backlog = any(plan.waiting for plan, _findings in read.plans.values())
+        self._report_book()
         if not read.markets:
             return
-        self.markets = dict(read.markets)
+        if full:
+            self.markets = dict(read.markets)
+        else:  # only the markets written since: the others are as the full read left them
+            self.markets.update(read.markets)
         if self._feed is not None:
             feed = self._feed
             watched = self._live_markets()
@@ -312,11 +335,30 @@ class LiveMode:
         self._resync_started = time.monotonic()
         self._resync = asyncio.create_task(self._run_resync(cause))
 
+    def changed_read_from(self, cause: str) -> tuple[int, frozenset[Pubkey]] | None:
+        """Where a resync for ``cause`` may read only the accounts changed since (the last
+        full read's slot and run jobs), or None when it must read everything: other causes
+        (a reconnect may have missed anything, and a changed read never shows a close),
+        standard scans, no full read yet, a book that overflowed, or a backlog waiting."""
+        paginated = self.keeper.settings.rpc.scan_method == ScanMethod.PAGINATED.value
+        if cause != "interval" or not paginated or self._overflowed or self._backlog:
+            return None
+        return self._last_full
+
     async def _run_resync(self, cause: str) -> None:
         keeper = self.keeper
         keeper.metrics.resyncs.labels(cause=cause).inc()
         tasks = keeper.enabled_tasks()
-        reports = await keeper.run_tasks(tasks)
+        changed = self.changed_read_from(cause)
+        keeper.metrics.resync_reads.labels(kind="full" if changed is None else "changed").inc()
+        if changed is None:
+            reports = await keeper.run_tasks(tasks)
+        else:
+            since, jobs_with_runs = changed
+            log.info("live: interval resync of what changed", since_slot=since)
+            reports = await keeper.run_tasks(
+                tasks, changed_since=since, jobs_with_runs=jobs_with_runs
+            )
         failed = [error for report in reports for error in report.errors]
         if failed:
             log.warning("resync failed: polling until one succeeds", cause=cause, errors=failed)
@@ -408,5 +450,6 @@ class LiveMode:
             metrics.live_scheduled.labels(task=task).set(size)
         for task, count in self.book.overflow.items():
             if count:
+                self._overflowed = True  # left out: only a full read finds it again
                 metrics.live_overflow.labels(task=task).inc(count)
         self.book.overflow.clear()

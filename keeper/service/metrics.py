@@ -315,9 +315,17 @@ class Metrics:
         )
         self.resyncs = Counter(
             f"{p}_resyncs_total",
-            "Full reads in live mode, by cause (start, reconnect, interval, market_closed, "
+            "Resyncs in live mode, by cause (start, reconnect, interval, market_closed, "
             "leadership).",
             ["cause"],
+            registry=r,
+        )
+        self.resync_reads = Counter(
+            f"{p}_resync_reads_total",
+            "Live-mode resyncs by the read they made: full (every account) or changed (only "
+            "the accounts written since the last full read: interval resyncs with "
+            "rpc.scan_method paginated).",
+            ["kind"],
             registry=r,
         )
         self.live_scheduled = Gauge(
@@ -349,6 +357,8 @@ class Metrics:
             self.updates.labels(source=source)
         for cause in ("start", "reconnect", "interval", "market_closed", "leadership"):
             self.resyncs.labels(cause=cause)
+        for kind in ("full", "changed"):
+            self.resync_reads.labels(kind=kind)
 
     def count_response_bytes(self, method: str, count: int) -> None:
         self.rpc_response_bytes.labels(method=method).inc(count)

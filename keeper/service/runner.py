@@ -12,10 +12,10 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import structlog
 from aiohttp import web
@@ -66,6 +66,9 @@ from keeper.service.settings import Settings, TaskSettings
 from keeper.service.trust import ClockGuard, Trust, Verifier
 from keeper.tasks import budget, expired_runs, finished_jobs, stopped_jobs, trust
 from keeper.tasks.plan import TASK_ACTION_REASONS, Action, Plan, Task
+
+if TYPE_CHECKING:
+    from solders.pubkey import Pubkey
 
 log = structlog.get_logger("keeper")
 
@@ -269,11 +272,18 @@ class Keeper:
         async with scanning or contextlib.nullcontext():
             return (await self.run_tasks([task]))[0]
 
-    async def run_tasks(self, tasks: Sequence[Task]) -> list[PassReport]:
+    async def run_tasks(
+        self,
+        tasks: Sequence[Task],
+        *,
+        changed_since: int | None = None,
+        jobs_with_runs: Collection[Pubkey] = (),
+    ) -> list[PassReport]:
         """One pass of ``tasks`` together: one read of each account kind they need, every
         decision from it, then each task's sends (concurrently), all by the pass deadline
         (``schedule.pass_deadline_seconds``). Errors are logged and counted per task; they
-        never escape."""
+        never escape. ``changed_since``: read only the accounts written since that slot
+        (``discovery.changed_read``, live mode's interval resync with paginated scans)."""
         reports = {task: PassReport(task=str(task)) for task in tasks}
         started = time.monotonic()
         limit_s = self.settings.schedule.pass_deadline_seconds
@@ -282,7 +292,15 @@ class Keeper:
         try:
             async with asyncio.timeout_at(deadline):
                 now = await self.read_chain_time()
-                read = await discovery.full_read(self.scope(), self.request_for(tasks, now))
+                request = self.request_for(tasks, now)
+                if self.live is not None:  # kept for the live book: due later, no read then
+                    request = replace(request, upcoming_limit=self.settings.discovery.max_scheduled)
+                if changed_since is None:
+                    read = await discovery.full_read(self.scope(), request)
+                else:
+                    read = await discovery.changed_read(
+                        self.scope(), request, changed_since, jobs_with_runs=jobs_with_runs
+                    )
                 for task, (plan, findings) in read.plans.items():
                     read.plans[task] = (await self.screen(plan, now), findings)
         except TimeoutError:
@@ -331,7 +349,8 @@ class Keeper:
 
     def _record_read(self, read: discovery.FullRead) -> None:
         for kind, count in read.accounts.items():
-            self.metrics.full_read_accounts.labels(kind=kind).set(count)
+            if read.changed_since is None:  # a changed read's counts are not a full read's
+                self.metrics.full_read_accounts.labels(kind=kind).set(count)
         self.metrics.updates.labels(source="full_read").inc(sum(read.accounts.values()))
         for kind, count in read.duplicates.items():
             if count:

@@ -97,6 +97,33 @@ def decide(  # noqa: PLR0913 - runs, their jobs, time, policy, refunds, bound
     return plan.build()
 
 
+def upcoming(
+    runs: Sequence[tuple[Pubkey, RunAccount]],
+    jobs: Mapping[Pubkey, JobView],
+    now: int,
+    params: ExpiredRunsParams,
+    *,
+    limit: int,
+) -> Plan:
+    """The runs that have *not yet* timed out at ``now``, as the quit each will need once
+    it does (``due_at``: the timeout's end), at most ``limit`` (the earliest due; the rest
+    are waiting). Live mode files them, so a run seen only by a full read is quit when it
+    times out without another read. Nothing without admin rights (quitAdmin needs them)."""
+    plan = PlanBuilder(Task.EXPIRED_RUNS, limit=limit)
+    if not params.is_admin:
+        return plan.build()
+    for key, run in runs:
+        job = require(jobs, run.job, "job")
+        if verdict(run, job, now, params.grace_seconds) is not Reason.RUN_NOT_TIMED_OUT:
+            continue
+        assert isinstance(job, JobAccount)
+        assert job.timeout is not None  # RUN_NOT_TIMED_OUT needs one
+        due = run.time + job.timeout + params.grace_seconds
+        reason = Reason.RUN_TIMED_OUT
+        plan.act(quit_action(key, run, reason, RUN_RENT_LAMPORTS, due, market=job.market))
+    return plan.build()
+
+
 def due_at(run: RunAccount, job: JobView, reason: Reason, grace_seconds: int) -> int:
     """From when a quit is due: the timeout's end for a timed-out run; otherwise (job gone
     or Done) the run's start, the latest it can have become due without a later read."""

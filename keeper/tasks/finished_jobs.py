@@ -251,6 +251,42 @@ def judge_market(  # noqa: PLR0913 - one market's batch: records, keys, market, 
         )
 
 
+def judge_upcoming(  # noqa: PLR0913 - one market's batch: records, keys, market, time
+    plan: PlanBuilder,
+    records: StructArray,
+    keys: npt.NDArray[np.uint8] | Sequence[bytes],
+    *,
+    market_key: Pubkey,
+    market: MarketView,
+    now: int,
+) -> None:
+    """The Done jobs of one live market that are *not yet* expired at ``now``, as the
+    clean each will need, into ``plan`` (bounded: it keeps the earliest due and counts the
+    rest as waiting). Live mode files them for their due time, so a job seen only by a
+    full read is cleaned when it expires without another read."""
+    if not isinstance(market, MarketAccount) or not len(records):
+        return
+    done = (records["state"] == JobState.DONE) & _of_market(records, market_key)
+    done &= ~expired_mask(records["time_end"], market.job_expiration, now)
+    rows = np.flatnonzero(done)
+    due_at = saturating_add(records["time_end"][rows], market.job_expiration)
+    admitted = plan.admits(due_at)
+    left_out = int(np.count_nonzero(~admitted))
+    plan.wait(Reason.JOB_EXPIRED, left_out, left_out * JOB_RENT_LAMPORTS)
+    payers = records["payer"]
+    for index, at in zip(rows[admitted].tolist(), due_at[admitted].tolist(), strict=True):
+        plan.act(
+            close_action(
+                Pubkey.from_bytes(_key_bytes(keys, index)),
+                payer=Pubkey.from_bytes(payers[index].tobytes()),
+                market=market_key,
+                reason=Reason.JOB_EXPIRED,
+                lamports=JOB_RENT_LAMPORTS,
+                due_at=at,
+            )
+        )
+
+
 def saturating_add(column: npt.NDArray[np.int64], value: int) -> npt.NDArray[np.int64]:
     """``column + value`` in int64, held at the int64 bounds instead of wrapping."""
     column = np.asarray(column, dtype=np.int64)

@@ -151,6 +151,16 @@ class LiveBook:
         )
         self._file_plan(Task.EXPIRED_RUNS, plan, when)
 
+    def read_upcoming(self, task: Task, plan: Plan) -> bool:
+        """A read's not-yet-due actions of ``task`` (``discovery.FullRead.upcoming``), each
+        filed for the first chain second its rule holds (``due_at + 1``: the rules are
+        strict). True when some were left out: the plan's own bound, or this book's."""
+        left_out = sum(plan.waiting.values())
+        for action in plan.actions:
+            if not self._file(task, action, action.due_at + 1):
+                left_out += 1
+        return left_out > 0
+
     # -- what is due -----------------------------------------------------------------------
 
     def pop_due(self, task: Task, now: int, limit: int | None = None) -> list[tuple[Action, int]]:
@@ -168,14 +178,18 @@ class LiveBook:
     def _file_plan(self, task: Task, plan: Plan, when: int) -> None:
         self.skips.update(plan.skips)
         for action in plan.actions:
-            schedule = self._schedules[task]
-            if action.account not in schedule and len(schedule) >= self.params.capacity:
-                self.overflow[task] += 1
-                continue
-            schedule.file(action.account, when)
-            self._actions[task][action.account] = action
-            if task is Task.EXPIRED_RUNS and action.job is not None:
-                self._run_of_job[action.job] = action.account
+            self._file(task, action, when)
+
+    def _file(self, task: Task, action: Action, when: int) -> bool:
+        schedule = self._schedules[task]
+        if action.account not in schedule and len(schedule) >= self.params.capacity:
+            self.overflow[task] += 1
+            return False
+        schedule.file(action.account, when)
+        self._actions[task][action.account] = action
+        if task is Task.EXPIRED_RUNS and action.job is not None:
+            self._run_of_job[action.job] = action.account
+        return True
 
     def _forget(self, task: Task, key: Pubkey) -> None:
         self._schedules[task].discard(key)

@@ -42,6 +42,7 @@ class SweepParams:
     stopped: stopped_jobs.StoppedJobsParams | None = None
     finished_limit: int | None = None
     stopped_limit: int | None = None
+    upcoming_limit: int | None = None  # live mode: keep this many not-yet-due cleans
 
 
 @dataclass(slots=True)
@@ -57,8 +58,11 @@ class JobSweep:
     queued: list[tuple[Pubkey, Pubkey]] = field(default_factory=list)
     _finished: PlanBuilder = field(init=False)
     _stopped_extra: PlanBuilder = field(init=False)
+    _upcoming: PlanBuilder | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if self.params.upcoming_limit is not None:
+            self._upcoming = PlanBuilder(Task.FINISHED_JOBS, limit=self.params.upcoming_limit)
         self._finished = PlanBuilder(Task.FINISHED_JOBS, limit=self.params.finished_limit)
         self._stopped_extra = PlanBuilder(Task.STOPPED_JOBS)
 
@@ -132,6 +136,20 @@ class JobSweep:
                 now=self.params.now,
                 params=params,
             )
+            if self._upcoming is not None:
+                finished_jobs.judge_upcoming(
+                    self._upcoming,
+                    records[mine],
+                    keys[mine],
+                    market_key=market_key,
+                    market=require(self.markets, market_key, "market"),
+                    now=self.params.now,
+                )
+
+    def upcoming_plan(self) -> Plan | None:
+        """The not-yet-due cleans kept (``upcoming_limit``, earliest due first; the rest
+        are its ``waiting``), or None when not asked for."""
+        return None if self._upcoming is None else self._upcoming.build()
 
     def queued_markets_missing(self) -> list[Pubkey]:
         """Markets of Queued jobs not held yet (the census reads their queues)."""

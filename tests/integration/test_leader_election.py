@@ -84,6 +84,9 @@ def test_two_keepers_exactly_one_sends(pair: Pair) -> None:
     standby = pair.other(leader)
     wait_for(lambda: _first_work_done(pair), 60, "the leader cleans and claims")
     assert pair.payers() == {leader.payer}
+    # The standby started after the leader: the leader's first work may be done before it
+    # is through its own start (readiness "starting"), so its readiness is awaited.
+    wait_for(lambda: standby.get("/readyz")[0] == 200, 30, "the standby ready")
     status, body = standby.get("/readyz")
     assert status == 200, body
     assert json.loads(body)["role"] == "standby"

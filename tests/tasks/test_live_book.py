@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 
 from keeper.program.instructions import MaintenanceInstruction
 from keeper.program.state import JobState
-from keeper.tasks import finished_jobs
+from keeper.tasks import expired_runs, finished_jobs
 from keeper.tasks.expired_runs import ExpiredRunsParams
 from keeper.tasks.finished_jobs import FinishedJobsParams
 from keeper.tasks.live import LiveBook, LiveParams
-from keeper.tasks.plan import Reason, Task
+from keeper.tasks.plan import PlanBuilder, Reason, Task
 from keeper.tasks.stopped_jobs import StoppedJobsParams
 from keeper.tasks.views import ABSENT
 from tests.tasks import task_factories as factories
@@ -160,3 +160,52 @@ def test_memory_is_bounded_and_batches_are_small(count: int, capacity: int, limi
     assert len(popped) == min(limit, held)
     dues = [due for _action, due in popped]
     assert dues == sorted(dues)  # the earliest due first
+
+
+@given(run_time=times, timeout=st.integers(1, 10**6), read_at=times)
+def test_a_full_reads_not_yet_timed_out_run_is_filed_as_a_notification_would_be(
+    run_time: int, timeout: int, read_at: int
+) -> None:
+    job = factories.job(state=JobState.QUEUED, timeout=timeout)
+    run = factories.run(time=run_time)
+    plan = expired_runs.upcoming([(factories.RUN, run)], {run.job: job}, read_at, QUIT, limit=10)
+    from_read = book(expired=QUIT)
+    assert not from_read.read_upcoming(Task.EXPIRED_RUNS, plan)
+    if read_at > run_time + timeout + 300:  # already due: the read's own plan has it
+        assert plan.actions == ()
+        return
+    notified = book(expired=QUIT)
+    notified.run_changed(factories.RUN, run, job=job, now=read_at)
+    due = notified.due_at(Task.EXPIRED_RUNS, factories.RUN)
+    assert from_read.due_at(Task.EXPIRED_RUNS, factories.RUN) == due
+    assert from_read.pop_due(Task.EXPIRED_RUNS, due - 1) == []  # never a second early
+    assert due is not None
+    [(action, _)] = from_read.pop_due(Task.EXPIRED_RUNS, due)
+    [(expected, _)] = notified.pop_due(Task.EXPIRED_RUNS, due)
+    assert action == expected
+
+
+def test_a_full_reads_upcoming_actions_beyond_the_book_say_it_overflowed() -> None:
+    jobs = [factories.key(n) for n in range(3)]
+    builder = PlanBuilder(Task.FINISHED_JOBS, limit=2)
+    for n, job in enumerate(jobs):
+        builder.act(
+            finished_jobs.close_action(
+                job,
+                payer=factories.KEEPER,
+                market=factories.MARKET,
+                reason=Reason.JOB_EXPIRED,
+                lamports=1,
+                due_at=100 + n,
+            )
+        )
+    plan = builder.build()  # the earliest two kept, the third waiting
+    assert book(finished=ADMIN, capacity=2).read_upcoming(Task.FINISHED_JOBS, plan)
+    roomy = PlanBuilder(Task.FINISHED_JOBS)
+    for action in plan.actions:
+        roomy.act(action)
+    small = book(finished=ADMIN, capacity=1)
+    assert small.read_upcoming(Task.FINISHED_JOBS, roomy.build())  # the book's own bound
+    exact = book(finished=ADMIN, capacity=2)
+    assert not exact.read_upcoming(Task.FINISHED_JOBS, roomy.build())
+    assert [due for _, due in exact.pop_due(Task.FINISHED_JOBS, 10**6)] == [101, 102]
