@@ -201,6 +201,7 @@ def get_program_accounts_v2(node: Node, params: Params) -> object:
     node.stats.visited("getProgramAccountsV2", page.visited, returned)
     if changed_since is not None:
         node.stats.changed_since_pages += 1
+        node.stats.last_changed_since_slot = changed_since
     key = None if page.next_cursor is None else page.next_cursor.encode()
     head = '{"accounts":'
     if config.flag("withContext"):

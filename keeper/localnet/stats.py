@@ -25,6 +25,7 @@ class NodeStats:
         self.accounts_returned: Counter[str] = Counter()
         self.last_accounts_visited: dict[str, int] = {}
         self.changed_since_pages = 0  # getProgramAccountsV2 pages with changedSinceSlot
+        self.last_changed_since_slot: int | None = None  # the last such page's slot
         self.notifications: Counter[str] = Counter()
         self.notification_bytes = 0
         self.websocket_connections = 0  # accepted since the last reset
@@ -50,6 +51,7 @@ class NodeStats:
             "accountsReturned": dict(self.accounts_returned),
             "lastCallAccountsVisited": dict(self.last_accounts_visited),
             "changedSincePages": self.changed_since_pages,
+            "lastChangedSinceSlot": self.last_changed_since_slot,
             "notifications": dict(self.notifications),
             "notificationBytes": self.notification_bytes,
             "websocketConnections": self.websocket_connections,

@@ -89,11 +89,12 @@ class LiveMode:
         self._was_sender = True  # the last dispatch could send (leader, or no election)
         self._resync_started = time.monotonic()
         self._sending: dict[Task, asyncio.Task[None]] = {}
-        # The last full read of every task: its slot and the jobs its runs named (what an
-        # interval resync's changed read starts from), and whether the book lost anything
-        # since (over max_scheduled) or the last read left due actions waiting: then only a
-        # full read finds them again.
-        self._last_full: tuple[int, frozenset[Pubkey]] | None = None
+        # Where the next interval resync's changed read starts: the slot of the last read
+        # of every task (full, or changed: each changed read starts where the one before
+        # it did) and every job a run pointed at since the last full read. Whether the
+        # book lost anything since (over max_scheduled) or the last read left due actions
+        # waiting: then only a full read finds them again.
+        self._changed_from: tuple[int, frozenset[Pubkey]] | None = None
         self._overflowed = False
         self._backlog = False
         self._background: set[asyncio.Task[None]] = set()
@@ -295,8 +296,7 @@ class LiveMode:
         full = read.changed_since is None
         if full:
             self._overflowed = False
-            if set(read.plans) >= set(self.keeper.enabled_tasks()) and read.since is not None:
-                self._last_full = (read.since, frozenset(read.jobs_with_runs))
+        self._changed_from = self._next_changed_from(read, full=full)
         for task, plan in read.upcoming.items():
             if self.book.read_upcoming(task, plan):
                 self._overflowed = True
@@ -335,15 +335,32 @@ class LiveMode:
         self._resync_started = time.monotonic()
         self._resync = asyncio.create_task(self._run_resync(cause))
 
+    def _next_changed_from(
+        self, read: discovery.FullRead, *, full: bool
+    ) -> tuple[int, frozenset[Pubkey]] | None:
+        """The next changed read starts at this read's slot when it read every task (a
+        changed read carries the jobs with runs forward: a run closed since is not seen, so
+        its job stays out of claim until a full read). Held jobs are bounded like the book:
+        past ``max_scheduled`` the next interval resync is a full read."""
+        if not set(read.plans) >= set(self.keeper.enabled_tasks()) or read.since is None:
+            return self._changed_from
+        if full or self._changed_from is None:
+            with_runs = frozenset(read.jobs_with_runs)
+        else:
+            with_runs = self._changed_from[1] | read.jobs_with_runs
+        if len(with_runs) > self.settings.max_scheduled:
+            return None
+        return (read.since, with_runs)
+
     def changed_read_from(self, cause: str) -> tuple[int, frozenset[Pubkey]] | None:
         """Where a resync for ``cause`` may read only the accounts changed since (the last
-        full read's slot and run jobs), or None when it must read everything: other causes
+        whole read's slot and run jobs), or None when it must read everything: other causes
         (a reconnect may have missed anything, and a changed read never shows a close),
         standard scans, no full read yet, a book that overflowed, or a backlog waiting."""
         paginated = self.keeper.settings.rpc.scan_method == ScanMethod.PAGINATED.value
         if cause != "interval" or not paginated or self._overflowed or self._backlog:
             return None
-        return self._last_full
+        return self._changed_from
 
     async def _run_resync(self, cause: str) -> None:
         keeper = self.keeper

@@ -323,7 +323,7 @@ class Metrics:
         self.resync_reads = Counter(
             f"{p}_resync_reads_total",
             "Live-mode resyncs by the read they made: full (every account) or changed (only "
-            "the accounts written since the last full read: interval resyncs with "
+            "the accounts written since the previous read: interval resyncs with "
             "rpc.scan_method paginated).",
             ["kind"],
             registry=r,

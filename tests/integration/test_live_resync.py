@@ -80,3 +80,26 @@ def test_a_paginated_interval_resync_reads_only_what_changed_and_heals_a_drop(
         assert metric(base, "nosana_keeper_resync_reads_total", 'kind="changed"') >= 1
         assert metric(base, "nosana_keeper_resync_reads_total", 'kind="full"') == 1  # start
         assert scans(chain) == plain  # and no plain getProgramAccounts
+
+
+def test_each_changed_read_starts_where_the_one_before_it_did(
+    live_cli: KeeperCli, tmp_path: Path
+) -> None:
+    """A changed read after a changed read asks only for what was written since the later
+    one (not since the start's full read): its bytes follow the hour, not the uptime."""
+    chain = live_cli.chain
+    settings = {
+        "KEEPER_RPC_SCAN_METHOD": "paginated",
+        "KEEPER_DISCOVERY_RESYNC_INTERVAL_SECONDS": "3",
+    }
+    with service(live_cli, tmp_path, **settings) as base:
+        after_start = chain.slot  # the start read's pages are all at or before it
+        wait_for(
+            lambda: metric(base, "nosana_keeper_resync_reads_total", 'kind="changed"') >= 2,
+            limit=30,
+            what="two changed reads",
+        )
+        last = control(chain, "localnet_getStats")["lastChangedSinceSlot"]
+        assert last is not None
+        assert last > after_start
+        assert metric(base, "nosana_keeper_resync_reads_total", 'kind="full"') == 1
