@@ -92,11 +92,11 @@ class LiveMode:
         # Where the next interval resync's changed read starts: the slot of the last read
         # of every task (full, or changed: each changed read starts where the one before
         # it did) and every job a run pointed at since the last full read. Whether the
-        # book lost anything since (over max_scheduled) or the last read left due actions
-        # waiting: then only a full read finds them again.
+        # last read left due actions waiting: then only a full read finds them again (as
+        # it does what the book left out, once chain time reaches the book's horizon).
         self._changed_from: tuple[int, frozenset[Pubkey]] | None = None
-        self._overflowed = False
         self._backlog = False
+        self._horizon_resynced: int | None = None  # the horizon a resync was started for
         self._background: set[asyncio.Task[None]] = set()
 
     def _params(self) -> LiveParams:
@@ -208,6 +208,7 @@ class LiveMode:
             self.now = event.time.unix_timestamp
             self.keeper.observe_chain_time(event.time)
             self._maybe_interval_resync()
+            self._maybe_horizon_resync(self.now)
             self._dispatch(self.now)
         elif isinstance(event, AccountChanged):
             await self._changed(event.account)
@@ -295,11 +296,10 @@ class LiveMode:
         what decides whether the next interval resync may read only what changed."""
         full = read.changed_since is None
         if full:
-            self._overflowed = False
+            self.book.read_everything()
         self._changed_from = self._next_changed_from(read, full=full)
         for task, plan in read.upcoming.items():
-            if self.book.read_upcoming(task, plan):
-                self._overflowed = True
+            self.book.read_upcoming(task, plan)
         self._backlog = any(plan.waiting for plan, _findings in read.plans.values())
         self._report_book()
         if not read.markets:
@@ -327,6 +327,15 @@ class LiveMode:
         elapsed = time.monotonic() - self._resync_started
         if elapsed >= self.settings.resync_interval_seconds:
             self._start_resync("interval")
+
+    def _maybe_horizon_resync(self, now: int) -> None:
+        """Chain time reached the book's horizon: what it left out may be due now, and
+        only a full read finds it (once per horizon: a failed read waits for the next)."""
+        horizon = self.book.horizon
+        if horizon is None or now < horizon or horizon == self._horizon_resynced:
+            return
+        self._horizon_resynced = horizon
+        self._start_resync("book_horizon")
 
     def _start_resync(self, cause: str) -> None:
         if self._resync is not None and not self._resync.done():
@@ -356,9 +365,12 @@ class LiveMode:
         """Where a resync for ``cause`` may read only the accounts changed since (the last
         whole read's slot and run jobs), or None when it must read everything: other causes
         (a reconnect may have missed anything, and a changed read never shows a close),
-        standard scans, no full read yet, a book that overflowed, or a backlog waiting."""
+        standard scans, no full read yet, a backlog waiting, or chain time at the book's
+        horizon (what it left out may be due: a changed read would not see it)."""
         paginated = self.keeper.settings.rpc.scan_method == ScanMethod.PAGINATED.value
-        if cause != "interval" or not paginated or self._overflowed or self._backlog:
+        if cause != "interval" or not paginated or self._backlog or self.now is None:
+            return None
+        if not self.book.holds_everything_at(self.now):
             return None
         return self._changed_from
 
@@ -466,7 +478,6 @@ class LiveMode:
         for task, size in self.book.sizes().items():
             metrics.live_scheduled.labels(task=task).set(size)
         for task, count in self.book.overflow.items():
-            if count:
-                self._overflowed = True  # left out: only a full read finds it again
+            if count:  # left out: the book's horizon says when a full read must find it
                 metrics.live_overflow.labels(task=task).inc(count)
         self.book.overflow.clear()

@@ -316,7 +316,7 @@ class Metrics:
         self.resyncs = Counter(
             f"{p}_resyncs_total",
             "Resyncs in live mode, by cause (start, reconnect, interval, market_closed, "
-            "leadership).",
+            "leadership, book_horizon).",
             ["cause"],
             registry=r,
         )
@@ -336,8 +336,8 @@ class Metrics:
         )
         self.live_overflow = Counter(
             f"{p}_live_unscheduled_total",
-            "Actions not held because discovery.max_scheduled was reached, by task (the next "
-            "full read finds them).",
+            "Actions not held because discovery.max_scheduled was reached, by task (a full "
+            "read finds them: at the latest when chain time reaches the first one's due time).",
             ["task"],
             registry=r,
         )
@@ -355,7 +355,14 @@ class Metrics:
         )
         for source in ("full_read", "live"):
             self.updates.labels(source=source)
-        for cause in ("start", "reconnect", "interval", "market_closed", "leadership"):
+        for cause in (
+            "start",
+            "reconnect",
+            "interval",
+            "market_closed",
+            "leadership",
+            "book_horizon",
+        ):
             self.resyncs.labels(cause=cause)
         for kind in ("full", "changed"):
             self.resync_reads.labels(kind=kind)

@@ -6,7 +6,8 @@ task's own decision (``finished_jobs.decide_jobs``, ``stopped_jobs.decide``,
 is exactly what a pass at that chain time would plan — and held in a ``DueSchedule``
 until chain time reaches it. Nothing here reads a clock: ``now`` is always chain time.
 Memory is bounded: at most ``capacity`` actions per task are held; the rest are counted
-and left for the next full read.
+and left for the next full read. ``horizon`` is the first chain second one of those may
+fall due: before it the book holds every action it was told of.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class LiveBook:
 
     params: LiveParams
     overflow: Counter[Task] = field(default_factory=Counter)
+    # The earliest chain second an action left out (a read's bound, or this book's) may
+    # fall due; None: nothing left out since the last ``read_everything``.
+    horizon: int | None = None
     skips: Counter[Reason] = field(default_factory=Counter)
     _schedules: dict[Task, DueSchedule[Pubkey]] = field(default_factory=dict)
     _actions: dict[Task, dict[Pubkey, Action]] = field(default_factory=dict)
@@ -66,6 +70,14 @@ class LiveBook:
 
     def due_at(self, task: Task, key: Pubkey) -> int | None:
         return self._schedules[task].due_at(key)
+
+    def holds_everything_at(self, now: int) -> bool:
+        """Whether every action due by chain time ``now`` that it was told of is held."""
+        return self.horizon is None or now < self.horizon
+
+    def read_everything(self) -> None:
+        """A full read saw every account: what it leaves out sets the horizon anew."""
+        self.horizon = None
 
     def next_due(self) -> int | None:
         dues = [d for s in self._schedules.values() if (d := s.next_due()) is not None]
@@ -154,12 +166,15 @@ class LiveBook:
     def read_upcoming(self, task: Task, plan: Plan) -> bool:
         """A read's not-yet-due actions of ``task`` (``discovery.FullRead.upcoming``), each
         filed for the first chain second its rule holds (``due_at + 1``: the rules are
-        strict). True when some were left out: the plan's own bound, or this book's."""
-        left_out = sum(plan.waiting.values())
+        strict). True when some were left out: the plan's own bound (its waiting actions
+        fall due no earlier than its latest kept), or this book's."""
+        left_out = False
         for action in plan.actions:
-            if not self._file(task, action, action.due_at + 1):
-                left_out += 1
-        return left_out > 0
+            left_out |= not self._file(task, action, action.due_at + 1)
+        if sum(plan.waiting.values()):
+            left_out = True
+            self._left_out_from(max((a.due_at + 1 for a in plan.actions), default=0))
+        return left_out
 
     # -- what is due -----------------------------------------------------------------------
 
@@ -184,12 +199,16 @@ class LiveBook:
         schedule = self._schedules[task]
         if action.account not in schedule and len(schedule) >= self.params.capacity:
             self.overflow[task] += 1
+            self._left_out_from(when)
             return False
         schedule.file(action.account, when)
         self._actions[task][action.account] = action
         if task is Task.EXPIRED_RUNS and action.job is not None:
             self._run_of_job[action.job] = action.account
         return True
+
+    def _left_out_from(self, when: int) -> None:
+        self.horizon = when if self.horizon is None else min(self.horizon, when)
 
     def _forget(self, task: Task, key: Pubkey) -> None:
         self._schedules[task].discard(key)

@@ -103,3 +103,43 @@ def test_each_changed_read_starts_where_the_one_before_it_did(
         assert last is not None
         assert last > after_start
         assert metric(base, "nosana_keeper_resync_reads_total", 'kind="full"') == 1
+
+
+def test_a_full_book_still_reads_only_what_changed_until_chain_time_reaches_its_horizon(
+    live_cli: KeeperCli, tmp_path: Path
+) -> None:
+    """A book at max_scheduled holds the earliest due: until the first action it left out
+    may fall due, a changed read misses nothing, so interval resyncs stay changed reads;
+    when chain time reaches that second, a full read (cause book_horizon) finds the rest."""
+    chain = live_cli.chain
+    market = chain.world.labels["market_open"]
+    settings = {
+        "KEEPER_RPC_SCAN_METHOD": "paginated",
+        "KEEPER_DISCOVERY_RESYNC_INTERVAL_SECONDS": "3",
+        "KEEPER_DISCOVERY_MAX_SCHEDULED": "10",  # above the demo world's runs (carried)
+    }
+    with service(live_cli, tmp_path, **settings) as base:
+        # With the demo world's own not-yet-due cleans, more than the book holds.
+        jobs = [finished_job(chain, market) for _ in range(11)]
+        wait_for(
+            lambda: (
+                metric(base, "nosana_keeper_live_unscheduled_total", 'task="finished_jobs"') >= 1
+            ),
+            what="a finished job left out of the full book",
+        )
+        time.sleep(2)  # a horizon the start read set (the demo world's own jobs) has passed
+        full = metric(base, "nosana_keeper_resync_reads_total", 'kind="full"')
+        changed = metric(base, "nosana_keeper_resync_reads_total", 'kind="changed"')
+        wait_for(
+            lambda: (
+                metric(base, "nosana_keeper_resync_reads_total", 'kind="changed"') >= changed + 2
+            ),
+            limit=30,
+            what="two changed reads while the book is full",
+        )
+        assert metric(base, "nosana_keeper_resync_reads_total", 'kind="full"') == full
+        horizon_reads = metric(base, "nosana_keeper_resyncs_total", 'cause="book_horizon"')
+        chain.set_clock(max(end for _, end in jobs) + DAY + 1)  # every one of them due
+        for job, _ in jobs:
+            wait_for(gone(chain, job), limit=30, what="each job cleaned, held or left out")
+        assert metric(base, "nosana_keeper_resyncs_total", 'cause="book_horizon"') > horizon_reads

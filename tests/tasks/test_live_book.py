@@ -209,3 +209,46 @@ def test_a_full_reads_upcoming_actions_beyond_the_book_say_it_overflowed() -> No
     exact = book(finished=ADMIN, capacity=2)
     assert not exact.read_upcoming(Task.FINISHED_JOBS, roomy.build())
     assert [due for _, due in exact.pop_due(Task.FINISHED_JOBS, 10**6)] == [101, 102]
+
+
+@given(
+    ends=st.lists(st.integers(0, 10**6), min_size=1, max_size=40),
+    limit=st.integers(1, 30),
+    capacity=st.integers(1, 30),
+    notified=st.lists(st.integers(0, 10**6), max_size=10),
+)
+def test_the_horizon_is_the_first_second_anything_left_out_may_fall_due(
+    ends: list[int], limit: int, capacity: int, notified: list[int]
+) -> None:
+    """Before its horizon the book holds every action it was told of that is due by then:
+    a read of only what changed cannot miss one. Whatever it left out, from a read's
+    bound or its own, falls due at or after the horizon."""
+    live = book(finished=ADMIN, capacity=capacity)
+    builder = PlanBuilder(Task.FINISHED_JOBS, limit=limit)
+    told: dict[object, int] = {}
+    for n, end in enumerate(ends):
+        action = finished_jobs.close_action(
+            factories.key(n),
+            payer=factories.KEEPER,
+            market=factories.MARKET,
+            reason=Reason.JOB_EXPIRED,
+            lamports=1,
+            due_at=end + 86_400,
+        )
+        builder.act(action)
+        told[action.account] = action.due_at + 1
+    live.read_upcoming(Task.FINISHED_JOBS, builder.build())
+    for n, end in enumerate(notified, start=len(ends)):
+        live.job_changed(factories.key(n), factories.job(time_end=end), markets=MARKETS, now=0)
+        told[factories.key(n)] = end + 86_400 + 1
+    held = {key for key in told if live.due_at(Task.FINISHED_JOBS, key) is not None}  # type: ignore[arg-type]
+    left_out = [when for key, when in told.items() if key not in held]
+    if not left_out:
+        assert live.horizon is None
+        return
+    assert live.horizon is not None
+    assert min(left_out) >= live.horizon
+    assert not live.holds_everything_at(live.horizon)
+    assert live.holds_everything_at(live.horizon - 1)
+    live.read_everything()
+    assert live.horizon is None
