@@ -263,11 +263,15 @@ def build_scale(
     seed: int = 0,
     unix_timestamp: int = DEFAULT_CHAIN_TIME,
     chunk: int = 100_000,
+    steady_expiration: int | None = None,
 ) -> World:
     """``jobs`` Done jobs; exactly ``round(jobs * due_fraction)`` are past expiration.
 
     Market ``i`` keeps jobs ``i + 1`` days. Due jobs ended 1 s to 30 days past expiration;
     the others ended at most ``job_expiration`` seconds ago (not expired, boundary included).
+    With ``steady_expiration``, one more market, ``market_steady``, keeps jobs that many
+    seconds and holds none of the world's: benchmarks finish jobs there at a steady rate
+    and see them fall due within minutes, not after a day's jump.
     """
     if not 0 <= due_fraction <= 1 or jobs < 0 or markets < 1 or payers < 1:
         raise ConfigError(
@@ -309,6 +313,8 @@ def build_scale(
     )
     for index in range(markets):
         b.counts[f"due_jobs:market_{index}"] = int(np.count_nonzero(due & (market_of == index)))
+    if steady_expiration is not None:
+        b.market(label="market_steady", job_expiration=steady_expiration)
     return b.build()
 
 

@@ -353,3 +353,19 @@ def test_demo_can_rehearse_a_keeper_that_is_not_market_admin() -> None:
     accounts = ix.CleanAdminAccounts(world.labels[label], job.payer, world.keeper.pubkey())
     outcome = Sandbox(world).execute(ix.clean_admin(accounts, program_id=world.program_id))
     assert outcome.error == "Unauthorized"
+
+
+def test_scale_worlds_steady_market_keeps_jobs_its_seconds_and_holds_none() -> None:
+    world = build_scale(jobs=500, markets=2, chunk=100, steady_expiration=60)
+    plain = build_scale(jobs=500, markets=2, chunk=100)
+    steady = world.labels["market_steady"]
+    assert decode_market(world.accounts[steady].data).job_expiration == 60
+    jobs = [
+        decode_job(account.data)
+        for account in world.accounts.values()
+        if account.owner == world.program_id and account.data[:8] == JOB_DISCRIMINATOR
+    ]
+    assert steady not in {job.market for job in jobs}
+    assert "market_steady" not in plain.labels
+    # The world's own accounts are those of the world without it.
+    assert {k: v for k, v in world.accounts.items() if k != steady}.keys() >= plain.accounts.keys()
