@@ -147,14 +147,18 @@ def finish_job(chain: LocalChain, market: str) -> tuple[str, int]:
 
 
 def wait_live(base: str) -> None:
-    for _ in range(6000):
+    """Until the keeper follows the feed and its start read (a full read) has finished:
+    ``/readyz`` carries no ``live_feed`` detail then."""
+    for _ in range(30_000):
         time.sleep(0.1)
         try:
-            if 'nosana_keeper_resyncs_total{cause="start"} 1.0' in get(base + "/metrics"):
+            ready = json.loads(get(base + "/readyz"))
+            followed = "live_feed" not in ready.get("details", {})
+            if followed and resync_reads(base, "full") >= 1:
                 break
-        except OSError:
+        except (OSError, ValueError):
             continue
-    time.sleep(3)  # the start resync's read and sends
+    time.sleep(2)  # the start read's sends
 
 
 @dataclass

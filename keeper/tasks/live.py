@@ -5,8 +5,8 @@ task's own decision (``finished_jobs.decide_jobs``, ``stopped_jobs.decide``,
 ``expired_runs.decide``) at the first chain second its rule holds — so the action filed
 is exactly what a pass at that chain time would plan — and held in a ``DueSchedule``
 until chain time reaches it. Nothing here reads a clock: ``now`` is always chain time.
-Memory is bounded: at most ``capacity`` actions per task are held; the rest are counted
-and left for the next full read. ``horizon`` is the first chain second one of those may
+Memory is bounded: at most ``capacity`` actions per task are held, the earliest due; the
+rest are counted and left for a full read. ``horizon`` is the first chain second one of those may
 fall due: before it the book holds every action it was told of.
 """
 
@@ -198,9 +198,15 @@ class LiveBook:
     def _file(self, task: Task, action: Action, when: int) -> bool:
         schedule = self._schedules[task]
         if action.account not in schedule and len(schedule) >= self.params.capacity:
+            # Full: the book keeps the earliest due, so the one due last gives way (or
+            # this one, when it is due no earlier).
+            latest = schedule.latest()
             self.overflow[task] += 1
-            self._left_out_from(when)
-            return False
+            if latest is None or latest[1] <= when:
+                self._left_out_from(when)
+                return False
+            self._forget(task, latest[0])
+            self._left_out_from(latest[1])
         schedule.file(action.account, when)
         self._actions[task][action.account] = action
         if task is Task.EXPIRED_RUNS and action.job is not None:

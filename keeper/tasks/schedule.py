@@ -28,14 +28,16 @@ def quit_due_at(run_time: int, timeout: int, grace_seconds: int) -> int:
 
 @dataclass(slots=True)
 class DueSchedule(Generic[_K]):
-    """Keys filed under a due time; ``pop_due(now)`` hands out those due, oldest first.
+    """Keys filed under a due time; ``pop_due(now)`` hands out those due, oldest first, and
+    ``latest`` names the one due last (what a bounded holder gives up first).
 
     Re-filing a key replaces its due time; ``discard`` forgets it. Both are O(log n): the
-    heap keeps stale entries and skips them when they surface.
+    heaps keep stale entries and skip them when they surface.
     """
 
     _due: dict[_K, int] = field(default_factory=dict)
     _heap: list[tuple[int, int, _K]] = field(default_factory=list)
+    _latest_heap: list[tuple[int, int, _K]] = field(default_factory=list)  # due, order negated
     _order: int = 0  # ties break by filing order: never compares keys
 
     def __len__(self) -> int:
@@ -50,6 +52,7 @@ class DueSchedule(Generic[_K]):
         self._due[key] = due
         self._order += 1
         heapq.heappush(self._heap, (due, self._order, key))
+        heapq.heappush(self._latest_heap, (-due, -self._order, key))
         self._compact()
 
     def discard(self, key: _K) -> None:
@@ -63,6 +66,16 @@ class DueSchedule(Generic[_K]):
         """The earliest due time filed, or None when nothing is."""
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
+
+    def latest(self) -> tuple[_K, int] | None:
+        """The key due last (of equal due times, the one filed last) and its due time."""
+        heap = self._latest_heap
+        while heap:
+            due, _, key = heap[0]
+            if self._due.get(key) == -due:
+                return key, -due
+            heapq.heappop(heap)
+        return None
 
     def pop_due(self, now: int, limit: int | None = None) -> list[tuple[_K, int]]:
         """Keys due at chain time ``now`` (due <= now), oldest due first, with their due
@@ -86,6 +99,9 @@ class DueSchedule(Generic[_K]):
 
     def _compact(self) -> None:
         # Stale entries never outnumber live ones by much: memory follows what is filed.
-        if len(self._heap) > 2 * len(self._due) + 64:
+        if len(self._heap) + len(self._latest_heap) > 4 * len(self._due) + 128:
             self._heap = [(d, o, k) for d, o, k in self._heap if self._due.get(k) == d]
             heapq.heapify(self._heap)
+            live = self._latest_heap
+            self._latest_heap = [(d, o, k) for d, o, k in live if self._due.get(k) == -d]
+            heapq.heapify(self._latest_heap)

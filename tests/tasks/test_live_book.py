@@ -252,3 +252,20 @@ def test_the_horizon_is_the_first_second_anything_left_out_may_fall_due(
     assert live.holds_everything_at(live.horizon - 1)
     live.read_everything()
     assert live.horizon is None
+
+
+def test_a_full_book_gives_up_its_latest_due_for_an_earlier_one() -> None:
+    """The book keeps the earliest due: a job that falls due sooner than everything held
+    takes the place of the one due last, which sets the horizon."""
+    live = book(finished=ADMIN, capacity=2)
+    for index, end in enumerate((5_000, 9_000)):
+        live.job_changed(factories.key(index), factories.job(time_end=end), markets=MARKETS, now=0)
+    assert live.horizon is None
+    live.job_changed(factories.key(2), factories.job(time_end=100), markets=MARKETS, now=0)
+    assert live.due_at(Task.FINISHED_JOBS, factories.key(2)) == 100 + 86_400 + 1
+    assert live.due_at(Task.FINISHED_JOBS, factories.key(1)) is None  # due last: given up
+    assert live.horizon == 9_000 + 86_400 + 1
+    live.job_changed(factories.key(3), factories.job(time_end=7_000), markets=MARKETS, now=0)
+    assert live.due_at(Task.FINISHED_JOBS, factories.key(3)) is None  # no earlier than held
+    assert live.horizon == 7_000 + 86_400 + 1
+    assert live.overflow[Task.FINISHED_JOBS] == 2

@@ -67,6 +67,10 @@ def test_schedule_matches_a_plain_dict(operations: list[tuple[str, int, int]]) -
                 del model[k]
         assert len(schedule) == len(model)
         assert schedule.next_due() == (min(model.values()) if model else None)
+        latest = schedule.latest()
+        assert (latest[1] if latest else None) == (max(model.values()) if model else None)
+        if latest is not None:
+            assert model[latest[0]] == latest[1]
 
 
 def test_pop_due_respects_the_limit_oldest_first() -> None:
