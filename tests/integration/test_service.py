@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from solders.keypair import Keypair
 
 from tests.integration.conftest import LOCAL_PROFILE, KeeperCli
 from tests.integration.probe import free_port, get, wait_for
@@ -63,6 +66,7 @@ def test_service_passes_reports_and_stops_gracefully(cli: KeeperCli, tmp_path: P
             )
         )
         metrics = get(f"{base}/metrics")[1]
+        assert not [form for form in secret_forms(cli.keypair) if form in metrics]
         assert (
             'nosana_keeper_actions_confirmed_total{action="clean",reason="job_expired"}' in metrics
         )
@@ -79,8 +83,19 @@ def test_service_passes_reports_and_stops_gracefully(cli: KeeperCli, tmp_path: P
         log_file.close()
     stderr = log_path.read_text()
     assert "shutting down" in stderr
-    for line in stderr.splitlines():
-        assert "secret" not in line.lower()
+    assert str(Keypair.from_json(cli.keypair.read_text()).pubkey()) in stderr  # it logs keys
+    assert not [form for form in secret_forms(cli.keypair) if form in stderr]
+
+
+def secret_forms(path: Path) -> set[str]:
+    """The keypair's secret in every encoding a log line could carry: the 64 bytes and the
+    32-byte seed as base58, hex and base64, and the file's JSON array."""
+    keypair = Keypair.from_json(path.read_text())
+    whole, seed = bytes(keypair), bytes(keypair)[:32]
+    forms = {str(keypair), path.read_text().strip(), json.dumps(list(whole))}
+    for part in (whole, seed):
+        forms |= {part.hex(), base64.b64encode(part).decode()}
+    return forms
 
 
 def test_readyz_names_what_fails_when_balance_is_below_the_floor(
